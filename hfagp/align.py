@@ -29,6 +29,7 @@ Outputs:
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,28 +110,31 @@ def run_align(
     cameras_path: str | Path,
     dataset_json: str | Path,
     settings: AlignSettings,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """The whole stage; crops, table and dataset.json are each written atomically."""
     table, points = read_landmarks(landmarks_path)
-    rows = []
+    usable = np.flatnonzero(table.flag.to_numpy() != FLAG_MISSING)
+
+    def process(row: int) -> dict:
+        frame = int(table.frame.iloc[row])
+        crop, affine = align_crop(read_rgb(frame_path(frames_dir, frame)), points[row])
+        landmarks_crop = geo.apply_affine(affine, points[row])
+        name = FRAME_NAME.format(frame)
+        write_rgb(tmp_dir / name, crop)
+        return {
+            "frame": frame,
+            "name": name,
+            "flag": table.flag.iloc[row],
+            **camera_row(landmarks_crop, settings),
+            "crop_affine": affine.reshape(6),
+            "landmarks_crop": landmarks_crop.reshape(136),
+        }
+
     with atomic.atomic_directory(crops_dir) as tmp_dir:
-        usable = np.flatnonzero(table.flag.to_numpy() != FLAG_MISSING)
-        for row in tqdm(usable, desc="crops+cameras", unit="frame", leave=False):
-            frame = int(table.frame.iloc[row])
-            crop, affine = align_crop(read_rgb(frame_path(frames_dir, frame)), points[row])
-            landmarks_crop = geo.apply_affine(affine, points[row])
-            name = FRAME_NAME.format(frame)
-            write_rgb(tmp_dir / name, crop)
-            rows.append(
-                {
-                    "frame": frame,
-                    "name": name,
-                    "flag": table.flag.iloc[row],
-                    **camera_row(landmarks_crop, settings),
-                    "crop_affine": affine.reshape(6),
-                    "landmarks_crop": landmarks_crop.reshape(136),
-                }
-            )
+        # Pillow resampling and PNG encoding release the GIL, so threads scale.
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            rows = list(tqdm(pool.map(process, usable), total=len(usable), desc="crops+cameras", unit="frame", leave=False))
         if not rows:
             raise HfagpError(f"{landmarks_path} has no frame with a face; nothing to crop")
     cameras = pd.DataFrame(rows)
@@ -160,7 +164,7 @@ def read_cameras(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
 def _run(args: argparse.Namespace) -> None:
     radius = None if args.radius is not None and args.radius <= 0 else args.radius
     settings = AlignSettings(radius=radius, pose_landmarks=args.pose_landmarks)
-    run_align(args.frames_dir, args.landmarks, args.crops_dir, args.cameras, args.dataset_json, settings)
+    run_align(args.frames_dir, args.landmarks, args.crops_dir, args.cameras, args.dataset_json, settings, args.threads)
 
 
 def register(subparsers) -> None:
@@ -181,4 +185,5 @@ def register(subparsers) -> None:
         "--radius", type=float, default=geo.DEFAULT_RADIUS, help="camera distance of the labels (0: keep un-normalised)"
     )
     parser.add_argument("--pose-landmarks", choices=["inner51", "all68"], default="inner51")
+    parser.add_argument("--threads", type=int, default=1, help="frames processed in parallel")
     parser.set_defaults(func=_run)

@@ -78,7 +78,7 @@ rule align:
         "results/{subject}/logs/align.log",
     benchmark:
         "results/{subject}/benchmarks/align.tsv"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=3000,
     conda:
@@ -86,7 +86,7 @@ rule align:
     shell:
         "hfagp align {input.frames:q} --landmarks {input.landmarks:q} --crops-dir {output.crops:q} "
         "--cameras {output.cameras:q} --dataset-json {output.dataset:q} --radius {params.radius} "
-        "--pose-landmarks {params.pose_landmarks} --log {log:q}"
+        "--pose-landmarks {params.pose_landmarks} --threads {threads} --log {log:q}"
 
 
 rule qc_landmarks:
