@@ -138,3 +138,21 @@ def test_label_projection_matches_the_solved_pose_without_normalisation():
     np.testing.assert_allclose(
         geo.project_with_label(label, geo.bfm_to_world(model)), geo.project_points(pose, model), atol=1e-6
     )
+
+
+def test_cam2world_equals_eg3d_conversion_of_a_deep3dfacerecon_pose():
+    """spec/preprocess_audio.md B: R = (Rz Ry Rx)^T, trans[2] -= 10, c = -R trans, c *= 0.27,
+    c += (0, 0.006, 0.161), cam2world = [R diag(1,-1,-1) | c]."""
+    pitch, yaw, roll = 7.0, -12.0, 3.0
+    trans = np.array([0.05, -0.12, 0.3])
+    head = np.diag([1.0, -1.0, -1.0]) @ geo.rotation_from_euler(pitch, yaw, roll)  # = Rz Ry Rx
+    r = head.T
+    shifted = trans - np.array([0.0, 0.0, 10.0])
+    centre = 0.27 * (-r @ shifted) + np.array([0.0, 0.006, 0.161])
+    expected = np.eye(4)
+    expected[:3, :3] = r @ np.diag([1.0, -1.0, -1.0])
+    expected[:3, 3] = centre
+    # The same pose in OpenCV terms: X_cv = D (M X + trans - 10 z).
+    flip = np.diag([1.0, -1.0, -1.0])
+    pose = geo.HeadPose(flip @ head, flip @ shifted, 0.0)
+    np.testing.assert_allclose(geo.pose_to_cam2world(pose, radius=None), expected, atol=1e-12)
