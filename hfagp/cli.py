@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "hfagp.landmarks",
     "hfagp.align",
     "hfagp.qc",
+    "hfagp.audio.cli",
 )
 
 
