@@ -25,7 +25,7 @@ def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.Comple
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
-    command += ["--configfile", str(workdir / "config.yaml"), "--cores", "2", *extra]
+    command += ["--configfile", str(workdir / "config.yaml"), "--cores", "2", *extra, "preprocess"]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir, timeout=600)
 
 
