@@ -1,0 +1,453 @@
+"""Tri-plane volume rendering of EG3D: rays, stratified + importance sampling, decoder, marching.
+
+Conventions (spec/eg3d.md section 1):
+
+* Rays: OpenCV cam2world, pixel centres ``(j + .5) / R``; ray index ``i * R + j``.
+* Tri-plane sampling: points are scaled by ``2 / box_warp`` and projected onto
+  the XY, XZ and ZX planes (the third plane is (z, x), not (y, z)); bilinear
+  sampling equal to ``grid_sample(zeros padding, align_corners=False)``.
+* Decoder: mean over the three planes, FC 32->64, softplus, FC 64->33;
+  sigma is the raw first channel, the 32 features are ``sigmoid * 1.002 - 0.001``.
+* Marching (MipRayMarcher2): interval midpoints, ``softplus(sigma_mid - 1)``,
+  ``alpha = 1 - exp(-sigma * delta)``, transmittance ``cumprod([1, 1 - alpha + 1e-10])``.
+  Depth is the weighted mean depth, NaN -> inf, clamped to the min/max depth of
+  the whole batch. Features are scaled to [-1, 1].
+
+Random numbers, in the official order (so a ``torch.manual_seed`` right before
+synthesis reproduces official renders): ``torch.rand(N, M, D, 1)`` for the
+stratified jitter of the coarse depths, then ``torch.rand(N * M, D_importance)``
+for inverse-CDF importance sampling. ``deterministic=True`` uses no jitter and
+evenly spaced CDF samples instead (no random numbers are drawn).
+
+Speed: the three bilinear plane lookups are one weighted gather
+(``embedding_bag``) from the channels-last planes; rays are processed in
+cache-sized chunks from sampling to compositing; the 32-channel samples are
+never sorted (only the scalar weights are scattered back to sample order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import FullyConnectedLayer, can_modify_inplace
+
+# For each plane, which coordinates (x=0, y=1, z=2) become the grid_sample (u, v).
+PLANE_COORDINATES = ((0, 1), (0, 2), (2, 0))
+# The official axes matrices, kept for reference and for checking the projections.
+PLANE_AXES = torch.tensor(
+    [
+        [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        [[1, 0, 0], [0, 0, 1], [0, 1, 0]],
+        [[0, 0, 1], [1, 0, 0], [0, 1, 0]],
+    ],
+    dtype=torch.float32,
+)
+TRANSMITTANCE_EPS = 1e-10
+PDF_EPS = 1e-5
+
+
+def sample_rays(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ray per pixel centre: origins and unit directions, each [N, R*R, 3].
+
+    ``cam2world`` [N, 4, 4] is OpenCV (x right, y down, z forward); ``intrinsics``
+    [N, 3, 3] are normalised to the unit image (fx, skew, cx / fy, cy).
+    """
+    n = cam2world.shape[0]
+    device = cam2world.device
+    origins = cam2world[:, :3, 3]
+    fx = intrinsics[:, 0, 0, None]
+    fy = intrinsics[:, 1, 1, None]
+    cx = intrinsics[:, 0, 2, None]
+    cy = intrinsics[:, 1, 2, None]
+    sk = intrinsics[:, 0, 1, None]
+    pixel = torch.arange(resolution, dtype=torch.float32, device=device) * (1.0 / resolution) + (0.5 / resolution)
+    v, u = torch.meshgrid(pixel, pixel, indexing="ij")  # v: row (y), u: column (x)
+    u = u.reshape(1, -1)
+    v = v.reshape(1, -1)
+    x_cam = (u - cx + cy * sk / fy - sk * v / fy) / fx
+    y_cam = ((v - cy) / fy).expand_as(x_cam)
+    ones = torch.ones_like(x_cam)
+    points_cam = torch.stack([x_cam, y_cam, ones, ones], dim=1)  # [N, 4, M]
+    points_world = torch.bmm(cam2world, points_cam)[:, :3].transpose(1, 2)  # [N, M, 3]
+    directions = F.normalize(points_world - origins[:, None, :], dim=2)
+    return origins[:, None, :].expand(n, directions.shape[1], 3), directions
+
+
+def plane_table(planes: torch.Tensor) -> torch.Tensor:
+    """View tri-planes [N, 3, C, H, W] as an embedding table [N*H*W*3, C]: row ((n*H + y)*W + x)*3 + plane.
+
+    Free (no copy) when the planes come from a channels-last backbone, as ours do.
+    """
+    n, n_planes, channels, height, width = planes.shape
+    return planes.permute(0, 3, 4, 1, 2).reshape(n * height * width * n_planes, channels)
+
+
+def bilinear_taps(
+    points: torch.Tensor, batch_index: torch.Tensor, height: int, width: int, box_warp: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Table rows and weights [P, 12] that average the bilinear samples of the three planes at ``points`` [P, 3].
+
+    Matches ``grid_sample(bilinear, zeros, align_corners=False)``: corners
+    outside a plane get weight 0. Each weight includes the 1/3 of the plane mean.
+    """
+    n_planes = len(PLANE_COORDINATES)
+    coords = (2.0 / box_warp) * points
+    grid_u = coords[:, [axes[0] for axes in PLANE_COORDINATES]]  # [P, 3]
+    grid_v = coords[:, [axes[1] for axes in PLANE_COORDINATES]]
+    ix = ((grid_u + 1) * width - 1) / 2
+    iy = ((grid_v + 1) * height - 1) / 2
+    x0 = torch.floor(ix)
+    y0 = torch.floor(iy)
+    wx1 = ix - x0
+    wx0 = (x0 + 1) - ix
+    wy1 = iy - y0
+    wy0 = (y0 + 1) - iy
+    weights = torch.stack([wx0 * wy0, wx1 * wy0, wx0 * wy1, wx1 * wy1], dim=-1)  # [P, 3, 4]
+    x0 = x0.long()
+    y0 = y0.long()
+    xs = torch.stack([x0, x0 + 1, x0, x0 + 1], dim=-1)
+    ys = torch.stack([y0, y0, y0 + 1, y0 + 1], dim=-1)
+    valid = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    weights = torch.where(valid, weights * (1.0 / n_planes), torch.zeros_like(weights))
+    plane = torch.arange(n_planes, device=points.device).reshape(1, n_planes, 1)
+    rows = ((batch_index.reshape(-1, 1, 1) * height + ys.clamp(0, height - 1)) * width + xs.clamp(0, width - 1))
+    rows = rows * n_planes + plane
+    return rows.reshape(-1, 4 * n_planes), weights.reshape(-1, 4 * n_planes)
+
+
+class TableGradientSink:
+    """The plane table's gradient, accumulated in place by every chunk's gather during backward.
+
+    Chunked rendering would otherwise make autograd build and sum one dense
+    table-sized gradient per chunk.
+    """
+
+    def __init__(self) -> None:
+        self.grad: torch.Tensor | None = None
+
+
+class _SinkedTable(torch.autograd.Function):
+    """Identity on the plane table whose backward hands over the sink's accumulated gradient."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, sink: TableGradientSink) -> torch.Tensor:  # type: ignore[override]
+        ctx.sink = sink
+        ctx.set_materialize_grads(False)  # the chunks' gathers pass None; no table of zeros needed
+        return table.view_as(table)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        accumulated, ctx.sink.grad = ctx.sink.grad, None
+        if accumulated is None:
+            return grad, None
+        return accumulated.add_(grad) if grad is not None else accumulated, None
+
+
+class _WeightedGather(torch.autograd.Function):
+    """``out[p] = sum_k weights[p, k] * table[rows[p, k]]``, its table gradient scattered into a sink.
+
+    ``embedding_bag``'s own dense backward sorts all indices and returns a full
+    table per call; ``index_add_`` into one shared buffer is several times cheaper.
+    Only the table gets a gradient (sample positions never need one here).
+    """
+
+    @staticmethod
+    def forward(ctx, table, rows, weights, sink):  # type: ignore[override]
+        ctx.save_for_backward(rows, weights)
+        ctx.sink = sink
+        ctx.table_shape = table.shape
+        return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        rows, weights = ctx.saved_tensors
+        sink: TableGradientSink = ctx.sink
+        if sink.grad is None:
+            sink.grad = grad.new_zeros(ctx.table_shape)
+        contributions = grad[:, None, :] * weights[:, :, None]  # [P, taps, C]
+        sink.grad.index_add_(0, rows.reshape(-1), contributions.reshape(-1, grad.shape[1]))
+        return None, None, None, None
+
+
+def weighted_gather(
+    table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, sink: TableGradientSink | None = None
+) -> torch.Tensor:
+    """Rows [P, K] and weights [P, K] -> ``sum_k weights * table[rows]`` [P, C], differentiable w.r.t. ``table``.
+
+    Under autograd, ``table`` must come from :func:`sinked_table` with the same ``sink``
+    (or pass no sink for a one-off gather).
+    """
+    weights = weights.to(table.dtype)
+    if not (torch.is_grad_enabled() and table.requires_grad):
+        return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
+    if sink is None:
+        sink = TableGradientSink()
+        table = _SinkedTable.apply(table, sink)
+    return _WeightedGather.apply(table, rows, weights, sink)
+
+
+def sinked_table(table: torch.Tensor, sink: TableGradientSink) -> torch.Tensor:
+    """Route ``table``'s gradient through ``sink`` (identity when no gradient is needed)."""
+    if torch.is_grad_enabled() and table.requires_grad:
+        return _SinkedTable.apply(table, sink)
+    return table
+
+
+def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> torch.Tensor:
+    """Bilinearly sample tri-planes [N, 3, C, H, W] at points [N, P, 3] -> mean feature [N, P, C].
+
+    Points outside the box ``[-box_warp/2, box_warp/2]^3`` read zeros. One
+    weighted gather (``embedding_bag``) reads all 12 corner rows of the three
+    planes; that is ~8x faster on CPU than three ``grid_sample`` calls and has a
+    cheaper backward.
+    """
+    n, _, channels, height, width = planes.shape
+    batch_index = torch.arange(n, device=points.device).repeat_interleave(points.shape[1])
+    rows, weights = bilinear_taps(points.reshape(-1, 3), batch_index, height, width, box_warp)
+    return weighted_gather(plane_table(planes), rows, weights).reshape(n, -1, channels)
+
+
+class OSGDecoder(nn.Module):
+    """The tiny tri-plane MLP: features [P, C] -> (rgb features [P, 32], raw sigma [P])."""
+
+    def __init__(self, n_features: int = 32, hidden_dim: int = 64, output_dim: int = 32, lr_multiplier: float = 1.0):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.net = nn.Sequential(
+            FullyConnectedLayer(n_features, hidden_dim, lr_multiplier=lr_multiplier),
+            nn.Softplus(),
+            FullyConnectedLayer(hidden_dim, 1 + output_dim, lr_multiplier=lr_multiplier),
+        )
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(features)
+        rgb = torch.sigmoid(out[:, 1:])
+        if can_modify_inplace(rgb):
+            rgb = rgb.mul_(1 + 2 * 0.001).sub_(0.001)
+        else:
+            rgb = rgb * (1 + 2 * 0.001) - 0.001
+        return rgb, out[:, 0]
+
+
+def marching_weights(densities: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+    """Per-interval weights [..., S-1] of raw densities and sorted depths [..., S] (MipRayMarcher2)."""
+    deltas = depths[..., 1:] - depths[..., :-1]
+    densities_mid = F.softplus((densities[..., :-1] + densities[..., 1:]) / 2 - 1)
+    alpha = 1 - torch.exp(-(densities_mid * deltas))
+    transmittance = torch.cumprod(
+        torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha + TRANSMITTANCE_EPS], dim=-1), dim=-1
+    )
+    return alpha * transmittance[..., :-1]
+
+
+def weighted_depth(weights: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+    """Weighted mean interval depth [...] of interval weights [..., S-1] and sorted depths [..., S]; NaN -> inf."""
+    depths_mid = (depths[..., :-1] + depths[..., 1:]) / 2
+    depth = (weights * depths_mid).sum(-1) / weights.sum(-1)
+    return torch.nan_to_num(depth, float("inf"))
+
+
+def composite_depth(weights: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+    """:func:`weighted_depth` clamped to the min/max of all ``depths`` (the official global clamp)."""
+    return torch.clamp(weighted_depth(weights, depths), depths.min(), depths.max())
+
+
+def sample_weights_from_interval_weights(weights: torch.Tensor) -> torch.Tensor:
+    """Turn interval weights [..., S-1] into per-sample weights [..., S] for midpoint colours.
+
+    Marching uses interval colours ``(c_k + c_{k+1}) / 2``, so sample k gets
+    ``(w_{k-1} + w_k) / 2``; compositing samples with these equals compositing midpoints.
+    """
+    padded = F.pad(weights, (1, 1))
+    return (padded[..., :-1] + padded[..., 1:]) / 2
+
+
+def smooth_importance_weights(weights: torch.Tensor) -> torch.Tensor:
+    """Official smoothing of coarse weights [R, S-1]: max-pool(2,1,pad 1), avg-pool(2,1), + 0.01."""
+    weights = F.max_pool1d(weights.unsqueeze(1).float(), 2, 1, padding=1)
+    weights = F.avg_pool1d(weights, 2, 1).squeeze(1)
+    return weights + 0.01
+
+
+def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n_samples: int, u: torch.Tensor | None) -> torch.Tensor:
+    """Inverse-CDF sampling: ``n_samples`` positions per row along piecewise-linear ``bins``.
+
+    Args:
+        bins: [R, B] bin edges (only the first ``weights.shape[1] + 1`` are reachable).
+        weights: [R, W] unnormalised bin weights (``1e-5`` is added).
+        n_samples: samples per row.
+        u: uniform numbers [R, n_samples] in [0, 1); None = evenly spaced 0..1 (deterministic).
+    """
+    n_rows, n_bins = weights.shape
+    weights = weights + PDF_EPS
+    pdf = weights / torch.sum(weights, -1, keepdim=True)
+    cdf = torch.cumsum(pdf, -1)
+    cdf = torch.cat([torch.zeros_like(cdf[:, :1]), cdf], -1)
+    if u is None:
+        u = torch.linspace(0, 1, n_samples, device=bins.device).expand(n_rows, n_samples)
+    u = u.contiguous()
+    inds = torch.searchsorted(cdf, u, right=True)
+    below = torch.clamp_min(inds - 1, 0)
+    above = torch.clamp_max(inds, n_bins)
+    inds_sampled = torch.stack([below, above], -1).view(n_rows, 2 * n_samples)
+    cdf_g = torch.gather(cdf, 1, inds_sampled).view(n_rows, n_samples, 2)
+    bins_g = torch.gather(bins, 1, inds_sampled).view(n_rows, n_samples, 2)
+    denom = cdf_g[..., 1] - cdf_g[..., 0]
+    denom = torch.where(denom < PDF_EPS, torch.ones_like(denom), denom)
+    return bins_g[..., 0] + (u - cdf_g[..., 0]) / denom * (bins_g[..., 1] - bins_g[..., 0])
+
+
+@dataclass
+class RenderOutput:
+    """Per-ray results: features [N, M, C] in [-1, 1], depth [N, M], weight sum [N, M]."""
+
+    features: torch.Tensor
+    depth: torch.Tensor
+    weight_sum: torch.Tensor
+
+
+# Points decoded per step: large enough to amortise per-op overhead, small
+# enough that a chunk's activations stay in cache (and in malloc's free lists).
+CHUNK_POINTS = 32768
+
+
+@dataclass
+class _RayBatch:
+    """Flattened rays [N*M, 3] and what every chunk needs to decode points along them."""
+
+    origins: torch.Tensor
+    directions: torch.Tensor
+    batch_index: torch.Tensor  # [N*M] which sample (tri-plane set) each ray belongs to
+    table: torch.Tensor  # the planes as an embedding table, see plane_table
+    sink: TableGradientSink
+    height: int
+    width: int
+    box_warp: float
+
+    def decode(self, decoder: OSGDecoder, rays: slice, depths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """rgb [R, S, 32] and raw sigma [R, S] at ``origin + depth * direction`` for the rays in ``rays``."""
+        r, s = depths.shape
+        points = self.origins[rays].unsqueeze(-2) + depths.unsqueeze(-1) * self.directions[rays].unsqueeze(-2)
+        index = self.batch_index[rays].repeat_interleave(s)
+        rows, weights = bilinear_taps(points.reshape(-1, 3), index, self.height, self.width, self.box_warp)
+        rgb, sigma = decoder(weighted_gather(self.table, rows, weights, self.sink))
+        return rgb.reshape(r, s, -1), sigma.reshape(r, s)
+
+
+class ImportanceRenderer(nn.Module):
+    """Coarse stratified pass + importance pass through the tri-planes, then volume marching.
+
+    Rays are processed in chunks from sampling to compositing; only the random
+    draws (made up front, in the official order) and the final depth clamp span
+    the whole batch.
+    """
+
+    def forward(
+        self,
+        planes: torch.Tensor,
+        decoder: OSGDecoder,
+        ray_origins: torch.Tensor,
+        ray_directions: torch.Tensor,
+        options: dict,
+        deterministic: bool = False,
+        rand_coarse: torch.Tensor | None = None,
+        rand_importance: torch.Tensor | None = None,
+    ) -> RenderOutput:
+        """Render rays [N, M, 3] through ``planes`` [N, 3, C, H, W].
+
+        ``rand_coarse`` [N, M, D, 1] / ``rand_importance`` [N*M, D_imp] replace the
+        random draws (for testing against recorded draws); ``deterministic`` drops them.
+        """
+        if options.get("disparity_space_sampling", False):
+            raise ValueError("disparity_space_sampling=True is not supported (no released EG3D model uses it)")
+        if options.get("clamp_mode", "softplus") != "softplus":
+            raise ValueError("only clamp_mode='softplus' is supported (as in the official MipRayMarcher2)")
+        if options.get("density_noise", 0) > 0:
+            raise ValueError("density_noise > 0 is a training-only option and is not supported")
+        n, m, _ = ray_origins.shape
+        n_coarse = int(options["depth_resolution"])
+        n_fine = int(options["depth_resolution_importance"])
+        ray_start, ray_end = float(options["ray_start"]), float(options["ray_end"])
+        device = ray_origins.device
+
+        # Both random draws happen before any decoding, in the official order and shapes.
+        jitter = u_all = None
+        if not deterministic:
+            jitter = rand_coarse if rand_coarse is not None else torch.rand(n, m, n_coarse, 1, device=device)
+            jitter = jitter.to(device).reshape(n * m, n_coarse)
+            if n_fine > 0:
+                u_all = rand_importance if rand_importance is not None else torch.rand(n * m, n_fine, device=device)
+                u_all = u_all.to(device)
+
+        sink = TableGradientSink()
+        batch = _RayBatch(
+            origins=ray_origins.reshape(n * m, 3),
+            directions=ray_directions.reshape(n * m, 3),
+            batch_index=torch.arange(n, device=device).repeat_interleave(m),
+            table=sinked_table(plane_table(planes), sink),
+            sink=sink,
+            height=planes.shape[-2],
+            width=planes.shape[-1],
+            box_warp=float(options["box_warp"]),
+        )
+        base_depths = torch.linspace(ray_start, ray_end, n_coarse, device=device)
+        depth_delta = (ray_end - ray_start) / (n_coarse - 1)
+
+        features_out, depth_out, weight_sum_out = [], [], []
+        depth_min = depth_max = None
+        rays_per_chunk = max(1, CHUNK_POINTS // max(n_coarse, n_fine, 1))
+        for first in range(0, n * m, rays_per_chunk):
+            rays = slice(first, min(first + rays_per_chunk, n * m))
+            depths_coarse = base_depths.expand(rays.stop - rays.start, n_coarse)
+            if jitter is not None:
+                depths_coarse = depths_coarse + jitter[rays] * depth_delta
+            u = u_all[rays] if u_all is not None else None
+            features, weights, all_depths = self._render_chunk(batch, decoder, rays, depths_coarse, n_fine, u)
+            features_out.append(features)
+            depth_out.append(weighted_depth(weights, all_depths))
+            weight_sum_out.append(weights.sum(-1))
+            chunk_min, chunk_max = all_depths.detach().min(), all_depths.detach().max()
+            depth_min = chunk_min if depth_min is None else torch.minimum(depth_min, chunk_min)
+            depth_max = chunk_max if depth_max is None else torch.maximum(depth_max, chunk_max)
+
+        features = torch.cat(features_out).reshape(n, m, -1)
+        depth = torch.clamp(torch.cat(depth_out), depth_min, depth_max).reshape(n, m)
+        return RenderOutput(features * 2 - 1, depth, torch.cat(weight_sum_out).reshape(n, m))
+
+    @staticmethod
+    def _render_chunk(
+        batch: _RayBatch,
+        decoder: OSGDecoder,
+        rays: slice,
+        depths_coarse: torch.Tensor,
+        n_fine: int,
+        u: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Render some rays: composited features [R, 32] in [0, 1], interval weights, sorted depths."""
+        rgb_coarse, sigma_coarse = batch.decode(decoder, rays, depths_coarse)
+        if n_fine <= 0:
+            weights = marching_weights(sigma_coarse, depths_coarse)
+            features = torch.bmm(sample_weights_from_interval_weights(weights)[:, None], rgb_coarse)
+            return features[:, 0], weights, depths_coarse
+
+        with torch.no_grad():
+            smoothed = smooth_importance_weights(marching_weights(sigma_coarse, depths_coarse))
+            z_mid = 0.5 * (depths_coarse[:, :-1] + depths_coarse[:, 1:])
+            depths_fine = sample_pdf(z_mid, smoothed[:, 1:-1], n_fine, u)
+        rgb_fine, sigma_fine = batch.decode(decoder, rays, depths_fine)
+
+        n_coarse = depths_coarse.shape[1]
+        all_depths, order = torch.sort(torch.cat([depths_coarse, depths_fine], dim=-1), dim=-1)
+        all_sigma = torch.gather(torch.cat([sigma_coarse, sigma_fine], dim=-1), -1, order)
+        weights = marching_weights(all_sigma, all_depths)
+        # Composite the 32 feature channels without sorting them: scatter each
+        # sorted sample's weight back to its unsorted slot instead.
+        sample_weights = torch.zeros_like(all_depths).scatter(-1, order, sample_weights_from_interval_weights(weights))
+        features = torch.bmm(sample_weights[:, None, :n_coarse], rgb_coarse) + torch.bmm(
+            sample_weights[:, None, n_coarse:], rgb_fine
+        )
+        return features[:, 0], weights, all_depths
