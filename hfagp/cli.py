@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "hfagp.align",
     "hfagp.qc",
     "hfagp.audio.cli",
+    "hfagp.eg3d.cli",
 )
 
 
