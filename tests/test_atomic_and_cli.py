@@ -70,3 +70,11 @@ def test_cli_help_lists_the_stages():
     result = subprocess.run([sys.executable, "-m", "hfagp", "--help"], capture_output=True, text=True, check=True)
     for command in ("frames", "landmarks", "align", "qc"):
         assert command in result.stdout
+
+
+def test_building_the_cli_does_not_import_torch():
+    # Every Snakemake job starts an `hfagp` process: the preprocessing commands
+    # must not pay for importing torch (about 1 s) just to parse arguments.
+    code = "import sys, hfagp.cli; hfagp.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

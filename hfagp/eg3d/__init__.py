@@ -8,20 +8,33 @@ Public API::
     eg3d.save_generator(G, path)                     # our checkpoint format (see hfagp.eg3d.loading)
     G = eg3d.demo_generator(seed=0)                  # small random-init generator, no pretrained prior
     G = eg3d.generator_from_config(path_or_None)     # what a pipeline stage should call
+
+The names are resolved lazily (PEP 562) so that importing ``hfagp.eg3d.cli``
+for the command line does not import torch.
 """
 
-from .demo import DEMO_INIT_KWARGS, DEMO_NEURAL_RENDERING_RESOLUTION, DEMO_WARNING, demo_generator, generator_from_config
-from .generator import TriPlaneGenerator
-from .loading import load_generator, read_official_state, save_generator
+import importlib
 
-__all__ = [
-    "DEMO_INIT_KWARGS",
-    "DEMO_NEURAL_RENDERING_RESOLUTION",
-    "DEMO_WARNING",
-    "TriPlaneGenerator",
-    "demo_generator",
-    "generator_from_config",
-    "load_generator",
-    "read_official_state",
-    "save_generator",
-]
+_EXPORTS = {
+    "DEMO_INIT_KWARGS": ".demo",
+    "DEMO_NEURAL_RENDERING_RESOLUTION": ".demo",
+    "DEMO_WARNING": ".demo",
+    "demo_generator": ".demo",
+    "generator_from_config": ".demo",
+    "TriPlaneGenerator": ".generator",
+    "load_generator": ".loading",
+    "read_official_state": ".loading",
+    "save_generator": ".loading",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
