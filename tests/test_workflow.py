@@ -150,3 +150,25 @@ def test_conda_env_lists_the_package_dependencies():
     env = yaml.safe_load((REPO / "envs" / "hfagp.yaml").read_text())
     pip_deps = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     assert sorted(d for d in pip_deps if not d.startswith("--")) == sorted(pyproject["project"]["dependencies"])
+
+
+@pytest.mark.slow
+def test_unnormalised_radius_keeps_the_solved_distance(demo_run, tmp_path):
+    from hfagp.cli import main
+
+    status = main(
+        ["align", str(demo_run / "frames"), "--landmarks", str(demo_run / "landmarks.parquet"), "--crops-dir",
+         str(tmp_path / "crops"), "--cameras", str(tmp_path / "cameras.parquet"), "--dataset-json",
+         str(tmp_path / "dataset.json"), "--radius", "0"]
+    )
+    assert status == 0
+    raw = pd.read_parquet(tmp_path / "cameras.parquet")
+    normalised = pd.read_parquet(demo_run / "cameras.parquet")
+    np.testing.assert_allclose(raw.radius, raw.radius_unnormalised)
+    np.testing.assert_allclose(raw.radius_unnormalised, normalised.radius_unnormalised)
+    assert not np.allclose(raw.radius, 2.7, atol=0.01)
+    # Same rotation and same direction of the camera centre, only the distance differs.
+    a, b = np.stack(raw.label.to_numpy()), np.stack(normalised.label.to_numpy())
+    np.testing.assert_allclose(a[:, [0, 1, 2, 4, 5, 6, 8, 9, 10]], b[:, [0, 1, 2, 4, 5, 6, 8, 9, 10]])
+    direction = a[:, [3, 7, 11]] / np.linalg.norm(a[:, [3, 7, 11]], axis=1, keepdims=True)
+    np.testing.assert_allclose(direction * 2.7, b[:, [3, 7, 11]], atol=1e-9)
