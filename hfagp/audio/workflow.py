@@ -11,24 +11,14 @@ import shlex
 from hfagp.audio.deepspeech import missing_model_message
 from hfagp.errors import HfagpError
 from hfagp.paths import resolve_input
-
-
-def _workflow_error(message: str) -> Exception:
-    try:
-        from snakemake.exceptions import WorkflowError
-    except ImportError:  # pragma: no cover - snakemake is a dependency
-        return HfagpError(message)
-    return WorkflowError(message)
+from hfagp.workflow_support import resolve_config_path, workflow_error
 
 
 def audio_source(config: dict, subject: str) -> str:
     """The subject's ``audio`` file when set, else its ``video``, resolved (``package:`` allowed)."""
     entry = config["subjects"][subject]
     key = "audio" if entry.get("audio") else "video"
-    try:
-        return str(resolve_input(entry[key], what=f"{key} (audio source) of subject '{subject}'"))
-    except HfagpError as err:
-        raise _workflow_error(str(err)) from None
+    return resolve_config_path(entry[key], what=f"{key} (audio source) of subject '{subject}'")
 
 
 def deepspeech_model(config: dict) -> str | list:
@@ -39,7 +29,7 @@ def deepspeech_model(config: dict) -> str | list:
     try:
         return str(resolve_input(model, what="DeepSpeech model"))
     except HfagpError:
-        raise _workflow_error(missing_model_message(model)) from None
+        raise workflow_error(missing_model_message(model)) from None
 
 
 def deepspeech_flag(config: dict) -> str:

@@ -1,11 +1,8 @@
 # Helpers shared by the workflow (per-subject settings with defaults applied).
 
-import json
-import os
 from pathlib import Path
 
-from hfagp.errors import HfagpError
-from hfagp.paths import resolve_input
+from hfagp.workflow_support import resolve_config_path
 
 SUBJECTS = sorted(config["subjects"])
 
@@ -41,11 +38,7 @@ def preprocess_setting(subject, key):
 
 def subject_input(subject, key, what):
     """Resolve a subject's input path (plain or package:...) at parse time, with a clear error."""
-    value = subject_config(subject)[key]
-    try:
-        return str(resolve_input(value, what=f"{what} of subject '{subject}'"))
-    except HfagpError as err:
-        raise WorkflowError(str(err)) from None
+    return resolve_config_path(subject_config(subject)[key], what=f"{what} of subject '{subject}'")
 
 
 def optional_flag(flag, value):
