@@ -19,6 +19,7 @@ rule audio_extract:
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=10,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
     shell:
@@ -42,6 +43,7 @@ rule audio_features:
     threads: 2
     resources:
         mem_mb=3000,
+        runtime=60,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
     shell:

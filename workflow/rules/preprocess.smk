@@ -22,6 +22,7 @@ rule frames:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=30,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
     shell:
@@ -54,6 +55,7 @@ rule landmarks:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=120,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
     shell:
@@ -81,6 +83,7 @@ rule align:
     threads: 2
     resources:
         mem_mb=3000,
+        runtime=60,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
     shell:
@@ -104,6 +107,7 @@ rule qc_landmarks:
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=10,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
     shell:
