@@ -83,12 +83,16 @@ def iter_video_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray
         if not rate:
             raise HfagpError(f"{path}: the video stream has no frame rate; re-encode it with a constant frame rate")
         source_fps = float(rate)
+        decoded = 0
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                timestamp = float(frame.time) if frame.time is not None else index / source_fps
-                yield index, timestamp, frame.to_ndarray(format="rgb24"), source_fps
+            for frame in container.decode(stream):
+                timestamp = float(frame.time) if frame.time is not None else decoded / source_fps
+                yield decoded, timestamp, frame.to_ndarray(format="rgb24"), source_fps
+                decoded += 1
         except av.error.FFmpegError as err:
-            raise HfagpError(f"{path}: decoding failed after {index} frames ({err}); the file may be corrupt") from err
+            raise HfagpError(f"{path}: decoding failed after {decoded} frames ({err}); the file may be corrupt") from err
+        if stream.frames and decoded < stream.frames:
+            log.warning("%s declares %d frames but only %d could be decoded; the file may be truncated", path, stream.frames, decoded)
 
 
 def select_frames(

@@ -65,3 +65,20 @@ def test_start_after_the_end(tmp_path):
     with pytest.raises(HfagpError, match="no frames decoded"):
         extract_frames(video, tmp_path / "f", tmp_path / "f.parquet", FrameSelection(start=3.0))
     assert not (tmp_path / "f").exists()
+
+
+def test_truncated_video_fails_during_decoding_with_a_clear_message(tmp_path):
+    from media import demo_video
+
+    data = demo_video().read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    # Keep the header and the first part of the stream, drop the rest: either the
+    # container refuses it or decoding stops early; both must name the file.
+    truncated.write_bytes(data[: len(data) // 3])
+    try:
+        table = extract_frames(truncated, tmp_path / "f", tmp_path / "f.parquet", FrameSelection())
+    except HfagpError as err:
+        assert "truncated.mp4" in str(err)
+        assert not (tmp_path / "f.parquet").exists()
+    else:
+        assert 0 < len(table) < 120
