@@ -56,14 +56,19 @@ def _open_video(path: Path):
     return container
 
 
+def stream_frame_rate(stream) -> float | None:
+    """Frame rate of a PyAV video stream (average, else guessed, else base rate), or None."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else None
+
+
 def video_info(path: str | Path) -> dict:
     """Frame rate, size and (container-reported) frame count of a video."""
     container = _open_video(Path(path))
     with container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
         return {
-            "fps": float(rate) if rate else None,
+            "fps": stream_frame_rate(stream),
             "width": stream.codec_context.width,
             "height": stream.codec_context.height,
             "frames": stream.frames or None,
@@ -79,10 +84,9 @@ def iter_video_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate:
+        source_fps = stream_frame_rate(stream)
+        if not source_fps:
             raise HfagpError(f"{path}: the video stream has no frame rate; re-encode it with a constant frame rate")
-        source_fps = float(rate)
         decoded = 0
         try:
             for frame in container.decode(stream):
@@ -164,12 +168,15 @@ def extract_frames(video: str | Path, frames_dir: str | Path, table_path: str | 
     return table
 
 
-def read_frames_table(path: str | Path) -> pd.DataFrame:
-    """Read ``frames.parquet``, with a clear error when it is missing."""
+def read_frames_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read ``frames.parquet`` (optionally only ``columns``), with clear errors when missing or unreadable."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise HfagpError(f"frame table {path} not found; run the frames stage first (hfagp frames)")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except Exception as err:  # pyarrow raises several types for bad files and unknown columns
+        raise HfagpError(f"cannot read frame table {path}: {err}; rerun the frames stage") from None
 
 
 def frame_path(frames_dir: str | Path, index: int) -> Path:

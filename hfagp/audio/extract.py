@@ -151,14 +151,16 @@ def video_timing(path: str | Path) -> tuple[float, int] | None:
     path = Path(path)
     if is_wav(path):
         return None
-    container = _open_container(path)
     import av
 
+    from hfagp.frames import stream_frame_rate
+
+    container = _open_container(path)
     with container:
         if not container.streams.video:
             return None
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        rate = stream_frame_rate(stream)
         if not rate:
             raise HfagpError(f"{path}: the video stream has no frame rate; pass --fps")
         count = 0
@@ -167,7 +169,7 @@ def video_timing(path: str | Path) -> tuple[float, int] | None:
                 count += 1
         except av.FFmpegError as err:
             raise HfagpError(f"cannot decode the video of {path}: {err}; the file is corrupt") from None
-    return float(rate), count
+    return rate, count
 
 
 def write_wav(path: str | Path, signal: np.ndarray, rate: int = TARGET_RATE) -> None:

@@ -49,15 +49,9 @@ class AudioFeatures:
 
 def read_frames_table(path: str | Path) -> tuple[float, int]:
     """(fps, number of rows) of a ``frames.parquet``; its ``fps`` column must be constant."""
-    import pandas as pd
+    from hfagp.frames import read_frames_table as read_table
 
-    path = Path(path)
-    if not path.is_file():
-        raise HfagpError(f"frames table not found: {path}; run the frames stage first")
-    try:
-        table = pd.read_parquet(path, columns=["fps"])
-    except Exception as err:  # pyarrow raises several types for bad files/columns
-        raise HfagpError(f"cannot read the fps column of frames table {path}: {err}") from None
+    table = read_table(path, columns=["fps"])
     if len(table) == 0:
         raise HfagpError(f"frames table {path} has no rows; the frames stage extracted no frames")
     fps = table["fps"].to_numpy(dtype=np.float64)
