@@ -17,16 +17,33 @@ def demo_video() -> Path:
     return resolve_input(DEMO_VIDEO)
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    """Encode RGB uint8 frames as an H.264 (yuv444p, near-lossless) mp4."""
+def write_video(
+    path: Path, frames: list[np.ndarray], fps: int = 10, audio: np.ndarray | None = None, rate: int = 44100
+) -> Path:
+    """Encode RGB uint8 frames as an H.264 (yuv444p, lossless) mp4.
+
+    ``audio`` (channels, samples), float in [-1, 1], mono or stereo, becomes an
+    AAC track at ``rate`` Hz.
+    """
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
         stream.options = {"crf": "0"}
+        if audio is not None:  # every stream must exist before the first packet is muxed
+            layout = "stereo" if audio.shape[0] == 2 else "mono"
+            sound = container.add_stream("aac", rate=rate)
+            sound.layout = layout
         for rgb in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(stream.encode())
+        if audio is not None:
+            for start in range(0, audio.shape[1], 1024):
+                chunk = np.ascontiguousarray(audio[:, start : start + 1024], dtype=np.float32)
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate, frame.pts = rate, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
     return path
 
 

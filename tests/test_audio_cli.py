@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import media
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, require_fixture
@@ -25,33 +26,8 @@ def run_cli(monkeypatch, *argv) -> int:
 
 
 def write_video(path: Path, n_frames: int, fps: int = 25, audio: np.ndarray | None = None, rate: int = 44100):
-    """Small mpeg4 video; ``audio`` (channels, samples) float in [-1, 1] becomes an AAC track."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        astream = None
-        if audio is not None:
-            astream = container.add_stream("aac", rate=rate)
-            astream.layout = "stereo" if audio.shape[0] == 2 else "mono"
-        for i in range(n_frames):
-            img = np.full((48, 64, 3), (i * 7) % 255, dtype=np.uint8)
-            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if astream is not None:
-            layout = "stereo" if audio.shape[0] == 2 else "mono"
-            for start in range(0, audio.shape[1], 1024):
-                chunk = np.ascontiguousarray(audio[:, start:start + 1024], dtype=np.float32)
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-                frame.sample_rate = rate
-                frame.pts = start
-                for packet in astream.encode(frame):
-                    container.mux(packet)
-            for packet in astream.encode():
-                container.mux(packet)
+    """Small video of ``n_frames`` 64x48 frames; ``audio`` (channels, samples) becomes an AAC track."""
+    return media.write_video(path, media.numbered_frames(n_frames), fps=fps, audio=audio, rate=rate)
 
 
 def tone(freq: float, seconds: float, rate: int) -> np.ndarray:
