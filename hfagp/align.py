@@ -169,12 +169,10 @@ def _run(args: argparse.Namespace) -> None:
 
 def register(subparsers) -> None:
     """Add ``hfagp align``."""
-    parser = subparsers.add_parser(
+    parser = subparsers.add_command(
         "align",
-        parents=[subparsers.common_parent],
         help="EG3D-aligned 512 crops + camera labels -> crops/, cameras.parquet, dataset.json",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("frames_dir", help="directory of PNG frames (stage frames)")
     parser.add_argument("--landmarks", required=True, help="landmarks.parquet")

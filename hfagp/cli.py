@@ -1,13 +1,15 @@
 """The ``hfagp`` command line: one sub-command per pipeline stage.
 
 Each stage module exposes ``register(subparsers)`` which adds its
-sub-command(s) and sets ``func`` (called with the parsed namespace). Snakemake
+sub-command(s) with ``subparsers.add_command(name, help=..., description=...)``
+(``add_parser`` with the shared ``--log``/``-v`` options) and sets ``func`` (called with the parsed namespace). Snakemake
 rules call exactly these commands, so every stage also runs by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 import time
@@ -39,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log", metavar="FILE", help="also append log messages to FILE")
     common.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    subparsers.common_parent = common  # stage modules pass it as a parent parser
+    # Stage modules add their sub-commands with this: shared options, docstring layout kept.
+    subparsers.add_command = functools.partial(
+        subparsers.add_parser, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser

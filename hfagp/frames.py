@@ -205,12 +205,10 @@ def _run(args: argparse.Namespace) -> None:
 
 def register(subparsers) -> None:
     """Add ``hfagp frames``."""
-    parser = subparsers.add_parser(
+    parser = subparsers.add_command(
         "frames",
-        parents=[subparsers.common_parent],
         help="decode a video into PNG frames + frames.parquet",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("video", help="video file (or package:pkg/path for a file shipped in a package)")
     parser.add_argument("-o", "--output-dir", required=True, help="directory for the PNG frames")

@@ -278,12 +278,10 @@ def _run(args: argparse.Namespace) -> None:
 
 def register(subparsers) -> None:
     """Add ``hfagp landmarks``."""
-    parser = subparsers.add_parser(
+    parser = subparsers.add_command(
         "landmarks",
-        parents=[subparsers.common_parent],
         help="detect, track and smooth 68-point landmarks -> landmarks.parquet",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("frames_dir", help="directory of PNG frames (stage frames)")
     parser.add_argument("--frames-table", required=True, help="frames.parquet")

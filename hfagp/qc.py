@@ -78,12 +78,10 @@ def _run(args: argparse.Namespace) -> None:
 
 def register(subparsers) -> None:
     """Add ``hfagp qc``."""
-    parser = subparsers.add_parser(
+    parser = subparsers.add_command(
         "qc",
-        parents=[subparsers.common_parent],
         help="contact sheet of crops with landmarks and projected 3D face/axes -> qc/landmarks.png",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("crops_dir", help="directory of 512 crops (stage align)")
     parser.add_argument("--cameras", required=True, help="cameras.parquet")

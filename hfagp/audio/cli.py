@@ -13,6 +13,7 @@ and labelled as such. Every run writes ``<output>.json`` describing the array.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from hfagp.errors import HfagpError
@@ -68,9 +69,9 @@ def cmd_audio_features(args) -> None:
 
 def register(subparsers) -> None:
     """Add the audio sub-commands to the ``hfagp`` parser."""
-    parent = [subparsers.common_parent]
-    p = subparsers.add_parser(
-        "audio-extract", parents=parent,
+    p = subparsers.add_command(
+        "audio-extract",
+        formatter_class=argparse.HelpFormatter,  # one-paragraph descriptions: let argparse wrap them
         help="write a video's first audio stream as a 16 kHz mono int16 wav",
         description="Decode the first audio stream (PyAV, no system ffmpeg), resample to 16 kHz, keep "
                     "channel 0 (as AD-NeRF does) and write an int16 wav.",
@@ -79,8 +80,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output wav path")
     p.set_defaults(func=cmd_audio_extract)
 
-    p = subparsers.add_parser(
-        "audio-features", parents=parent,
+    p = subparsers.add_command(
+        "audio-features",
+        formatter_class=argparse.HelpFormatter,  # one-paragraph descriptions: let argparse wrap them
         help="DeepSpeech v0.1.0 windows (N,16,29) per video frame (AD-NeRF aud.npy)",
         description="DeepSpeech v0.1.0 logits computed in PyTorch from the frozen .pb, windowed per video "
                     "frame: window k is centred at k/fps s and holds the 16 50-fps rows round(50k/fps)-8 .. +7. "

@@ -49,12 +49,10 @@ def _run(args: argparse.Namespace) -> None:
 
 def register(subparsers) -> None:
     """Add ``hfagp eg3d-sample``."""
-    parser = subparsers.add_parser(
+    parser = subparsers.add_command(
         "eg3d-sample",
-        parents=[subparsers.common_parent],
         help="render identities x yaw angles from an EG3D checkpoint (or the demo generator) to a PNG grid",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", default=None, help="official EG3D .pkl or hfagp checkpoint (default: demo generator)")
     parser.add_argument("-o", "--output", required=True, help="output PNG")
