@@ -7,9 +7,15 @@ For each frame whose landmarks are ``ok`` or ``interpolated``:
    300 px per model unit, a 1024 window is cut around the face (zeros outside
    the image), its centre 700 square is resized to 512 (Lanczos), exactly as
    EG3D's in-the-wild preprocessing does.
-2. Pose: the landmarks, mapped into that crop, are solved against the 3D
-   landmark model (:mod:`hfagp.face_model`) with the crop's own EG3D camera
-   (f = 4.2647 * 512), so image and label share one frame.
+2. Pose: the landmarks, mapped into that crop, are solved in the crop's own
+   EG3D camera (f = 4.2647 * 512), so image and label share one frame. The
+   default solver (``morphable``) fits the sparse morphable model to all
+   frames jointly (one identity, per-frame pose and expression,
+   :mod:`hfagp.expression_fit`), so mouth motion and the person's face shape
+   do not leak into the head pose; it is the same fit that gives the
+   expression coefficients (stage ``expressions``), so cameras and expressions
+   share one pose source. ``rigid`` solves each frame against the mean face
+   (:mod:`hfagp.face_model`) alone.
 3. Label: the pose becomes an OpenCV cam2world in EG3D world coordinates,
    the camera distance is normalised to ``radius`` (2.7; None keeps it), and
    the normalised intrinsics are appended.
@@ -21,7 +27,8 @@ Outputs:
   ``label`` (25 floats), ``pitch``, ``yaw``, ``roll`` (degrees, see
   :func:`hfagp.geometry.euler_from_rotation`), ``radius`` (distance of the
   label camera from the origin), ``radius_unnormalised``,
-  ``reprojection_error`` (RMS px in the 512 crop), ``crop_affine`` (6 floats,
+  ``reprojection_error`` (RMS px in the 512 crop, over the points the solver
+  used: all 68 for ``morphable``), ``crop_affine`` (6 floats,
   source pixel -> crop pixel), ``landmarks_crop`` (136 floats).
 * ``dataset.json``: EG3D's ``{"labels": [[name, [25 floats]], ...]}``.
 """
@@ -41,6 +48,7 @@ from tqdm import tqdm
 from hfagp import atomic
 from hfagp import geometry as geo
 from hfagp.errors import HfagpError
+from hfagp.expression_fit import FitSettings
 from hfagp.face_model import INNER_51, LM3D_STD_5, landmark_model_68
 from hfagp.frames import FRAME_NAME, frame_path, read_rgb, write_rgb
 from hfagp.landmarks import FLAG_MISSING, read_landmarks
@@ -54,7 +62,9 @@ class AlignSettings:
     """Options of the crop + camera stage."""
 
     radius: float | None = geo.DEFAULT_RADIUS
-    pose_landmarks: str = "inner51"  # or "all68"
+    pose_landmarks: str = "inner51"  # or "all68": the rigid solve (and the joint fit's start)
+    pose_solver: str = "morphable"  # or "rigid"
+    fit: FitSettings = FitSettings()
 
 
 def align_crop(rgb: np.ndarray, landmarks_68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +96,22 @@ def pose_landmark_indices(name: str) -> np.ndarray:
 
 
 def camera_row(landmarks_crop: np.ndarray, settings: AlignSettings) -> dict:
-    """Solve the pose from crop landmarks and return the camera columns of one frame."""
+    """Solve the rigid pose from crop landmarks and return the camera columns of one frame."""
     indices = pose_landmark_indices(settings.pose_landmarks)
-    pose = geo.solve_head_pose(landmarks_crop[indices], landmark_model_68()[indices])
+    return pose_columns(geo.solve_head_pose(landmarks_crop[indices], landmark_model_68()[indices]), settings)
+
+
+def joint_fit_poses(landmarks_crop: np.ndarray, fit: FitSettings) -> list[geo.HeadPose]:
+    """Head poses of the joint morphable-model fit of a whole sequence ((F, 68, 2) crop landmarks)."""
+    from hfagp.expression_fit import fit_sequence
+    from hfagp.morphable import sparse_model
+
+    result = fit_sequence(sparse_model(), landmarks_crop, fit)
+    return [geo.HeadPose(r, t, float(e)) for r, t, e in zip(result.rotation, result.translation, result.residual_px)]
+
+
+def pose_columns(pose: geo.HeadPose, settings: AlignSettings) -> dict:
+    """The camera columns of one frame for a solved head pose."""
     cam2world = geo.pose_to_cam2world(pose, settings.radius)
     unnormalised = geo.pose_to_cam2world(pose, None)
     pitch, yaw, roll = geo.euler_from_rotation(pose.rotation)
@@ -137,6 +160,12 @@ def run_align(
             rows = list(tqdm(pool.map(process, usable), total=len(usable), desc="crops+cameras", unit="frame", leave=False))
         if not rows:
             raise HfagpError(f"{landmarks_path} has no frame with a face; nothing to crop")
+    if settings.pose_solver == "morphable":
+        landmarks_crop = np.stack([r["landmarks_crop"] for r in rows]).reshape(-1, 68, 2)
+        for row, pose in zip(rows, joint_fit_poses(landmarks_crop, settings.fit)):
+            row.update(pose_columns(pose, settings))
+    elif settings.pose_solver != "rigid":
+        raise HfagpError(f"unknown pose_solver '{settings.pose_solver}'; use 'morphable' or 'rigid' in config.yaml")
     cameras = pd.DataFrame(rows)
     atomic.write_parquet(cameras_path, cameras)
     atomic.write_json(dataset_json, {"labels": [[r["name"], [float(v) for v in r["label"]]] for r in rows]}, indent=None)
@@ -163,7 +192,10 @@ def read_cameras(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 def _run(args: argparse.Namespace) -> None:
     radius = None if args.radius is not None and args.radius <= 0 else args.radius
-    settings = AlignSettings(radius=radius, pose_landmarks=args.pose_landmarks)
+    fit = FitSettings(
+        identity_weight=args.identity_weight, expression_weight=args.expression_weight, iterations=args.iterations
+    )
+    settings = AlignSettings(radius=radius, pose_landmarks=args.pose_landmarks, pose_solver=args.pose_solver, fit=fit)
     run_align(args.frames_dir, args.landmarks, args.crops_dir, args.cameras, args.dataset_json, settings, args.threads)
 
 
@@ -182,6 +214,13 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--radius", type=float, default=geo.DEFAULT_RADIUS, help="camera distance of the labels (0: keep un-normalised)"
     )
-    parser.add_argument("--pose-landmarks", choices=["inner51", "all68"], default="inner51")
+    parser.add_argument("--pose-landmarks", choices=["inner51", "all68"], default="inner51", help="rigid solve points")
+    parser.add_argument(
+        "--pose-solver", choices=["morphable", "rigid"], default="morphable",
+        help="morphable: joint identity/expression/pose fit of all frames (as stage expressions); rigid: mean face per frame",
+    )
+    parser.add_argument("--identity-weight", type=float, default=1.0, help="joint fit: identity prior weight")
+    parser.add_argument("--expression-weight", type=float, default=1.0, help="joint fit: expression prior weight")
+    parser.add_argument("--iterations", type=int, default=8, help="joint fit: Gauss-Newton iterations (at most)")
     parser.add_argument("--threads", type=int, default=1, help="frames processed in parallel")
     parser.set_defaults(func=_run)

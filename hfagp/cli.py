@@ -27,6 +27,12 @@ _COMMAND_MODULES = (
     "hfagp.qc",
     "hfagp.audio.cli",
     "hfagp.eg3d.cli",
+    "hfagp.split",
+    "hfagp.expressions",
+    "hfagp.datasets.cli",
+    "hfagp.selection",
+    "hfagp.inversion",
+    "hfagp.prior",
 )
 
 

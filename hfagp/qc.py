@@ -35,7 +35,8 @@ def draw_tile(crop: np.ndarray, landmarks_crop: np.ndarray, label: np.ndarray, c
     model = geo.project_with_label(label, geo.bfm_to_world(landmark_model_68()), crop.shape[0])
     for x, y in to_tile(model):
         cv2.circle(tile, (int(x), int(y)), 2, (255, 40, 40), -1, cv2.LINE_AA)
-    for x, y in to_tile(landmarks_crop):
+    # Imported cameras (HFA-GP folders) have no crop landmarks (NaN): only the model is drawn.
+    for x, y in to_tile(landmarks_crop[np.isfinite(landmarks_crop).all(axis=1)]):
         cv2.circle(tile, (int(x), int(y)), 1, (40, 255, 40), -1, cv2.LINE_AA)
     axes = geo.CAMERA_PIVOT + np.array([[0, 0, 0], [0.3, 0, 0], [0, 0.3, 0], [0, 0, 0.3]])
     origin, *ends = to_tile(geo.project_with_label(label, axes, crop.shape[0]))

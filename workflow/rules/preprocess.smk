@@ -2,6 +2,8 @@
 
 
 rule frames:
+    wildcard_constraints:
+        subject=subjects_of("video"),
     input:
         video=lambda w: subject_input(w.subject, "video", "video"),
     output:
@@ -76,6 +78,13 @@ rule align:
         # 0 tells `hfagp align` to keep the un-normalised radius (config: null).
         radius=lambda w: preprocess_setting(w.subject, "radius") or 0,
         pose_landmarks=lambda w: preprocess_setting(w.subject, "pose_landmarks"),
+        pose_solver=lambda w: preprocess_setting(w.subject, "pose_solver"),
+        # The joint fit is shared with rule expressions: same weights, so both see the same poses.
+        fit=lambda w: (
+            f"--identity-weight {setting('expressions', 'identity_weight')} "
+            f"--expression-weight {setting('expressions', 'expression_weight')} "
+            f"--iterations {setting('expressions', 'iterations')}"
+        ),
     log:
         "results/{subject}/logs/align.log",
     benchmark:
@@ -89,7 +98,8 @@ rule align:
     shell:
         "hfagp align {input.frames:q} --landmarks {input.landmarks:q} --crops-dir {output.crops:q} "
         "--cameras {output.cameras:q} --dataset-json {output.dataset:q} --radius {params.radius} "
-        "--pose-landmarks {params.pose_landmarks} --threads {threads} --log {log:q}"
+        "--pose-landmarks {params.pose_landmarks} --pose-solver {params.pose_solver} {params.fit} "
+        "--threads {threads} --log {log:q}"
 
 
 rule qc_landmarks:

@@ -1,0 +1,1 @@
+"""Importers and exporter of published dataset layouts (NeRFace, AD-NeRF, HFA-GP)."""

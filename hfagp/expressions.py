@@ -1,0 +1,160 @@
+"""Stage ``expressions``: per-frame expression coefficients of a morphable model fitted to the landmarks.
+
+The 3DMM driving signal of the expression avatar. The sparse 3DDFA/BFM model
+(:mod:`hfagp.morphable`: 40 identity and 10 expression components, in prior
+standard deviations) is fitted to the 68 landmarks of every tracked frame in
+the 512 crop, with one identity shared by the whole video and a rigid pose
+per frame, all jointly (:mod:`hfagp.expression_fit`). The pose starts from
+the align stage's rigid solve in the same crop camera; ``pose_difference``
+reports how far the joint fit moved it (``cameras.parquet`` keeps the rigid
+camera; the test suite checks they agree within a few degrees).
+
+The expression coefficients are then smoothed in time (Gaussian, within runs
+of consecutive frames) and the poses refined once more for the smoothed
+coefficients, so that ``fit_residual`` describes what is written.
+
+Output ``expressions.parquet`` (see :mod:`hfagp.tables`): ``frame``, ``flag``,
+``expression`` (10 floats), ``fit_residual`` (RMS px over the 68 points in the
+512 crop: large values flag bad tracking), ``pitch``/``yaw``/``roll`` (deg) and
+``translation`` (3) of the fitted pose, ``pose_difference`` (deg, geodesic
+angle to the camera of ``cameras.parquet``); metadata: model ``3ddfa-bfm68``,
+the shared ``identity`` (40), the fit settings. ``qc/expressions.png`` shows
+the fitted sparse shape over a few frames and the coefficients over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hfagp.errors import HfagpError
+from hfagp.logs import get_logger
+
+log = get_logger("expressions")
+
+# Frames whose residual exceeds this many times the median are called out in the log.
+_OUTLIER_FACTOR = 3.0
+
+
+def smooth_over_runs(values: np.ndarray, frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-smooth (F, K) ``values`` in time within runs of consecutive frame numbers."""
+    from hfagp.landmarks import smooth_tracks
+
+    frames = np.asarray(frames, dtype=np.int64)
+    if sigma <= 0 or len(frames) == 0:
+        return values.copy()
+    dense = np.zeros((frames.max() - frames.min() + 1,) + values.shape[1:])
+    valid = np.zeros(len(dense), dtype=bool)
+    dense[frames - frames.min()] = values
+    valid[frames - frames.min()] = True
+    return smooth_tracks(dense, valid, sigma)[frames - frames.min()]
+
+
+def fit_expressions(cameras: pd.DataFrame, labels: np.ndarray, settings, smoothing_sigma: float) -> tuple[pd.DataFrame, dict]:
+    """Fit the model to the crop landmarks of ``cameras.parquet``; returns the table and its metadata."""
+    from hfagp import geometry as geo
+    from hfagp.expression_fit import fit_sequence, rotation_angle_deg
+    from hfagp.morphable import sparse_model
+
+    model = sparse_model()
+    landmarks = np.stack(cameras.landmarks_crop.to_numpy()).reshape(-1, 68, 2).astype(np.float64)
+    if not np.isfinite(landmarks).all():
+        raise HfagpError("cameras.parquet has no crop landmarks for some frames (imported cameras?); "
+                         "run the landmarks + align stages on the frames to fit expressions")
+    joint = fit_sequence(model, landmarks, settings)
+    expression = smooth_over_runs(joint.expression, cameras.frame.to_numpy(), smoothing_sigma)
+    # Poses for the smoothed coefficients (identity and expressions held), so residuals describe the output.
+    refined = fit_sequence(
+        model,
+        landmarks,
+        settings,
+        initial=(joint.rotation, joint.translation),
+        fixed_identity=joint.identity,
+        fixed_expression=expression,
+    )
+    camera_rotation = np.transpose(labels[:, :16].reshape(-1, 4, 4)[:, :3, :3], (0, 2, 1))
+    euler = np.array([geo.euler_from_rotation(r) for r in refined.rotation])
+    table = pd.DataFrame(
+        {
+            "frame": cameras.frame.to_numpy().astype(np.int64),
+            "flag": cameras.flag.to_numpy(),
+            "expression": list(expression),
+            "fit_residual": refined.residual_px,
+            "pitch": euler[:, 0],
+            "yaw": euler[:, 1],
+            "roll": euler[:, 2],
+            "translation": list(refined.translation),
+            "pose_difference": rotation_angle_deg(refined.rotation, camera_rotation),
+        }
+    )
+    metadata = {
+        "model": model.name,
+        "units": "prior standard deviations (3DDFA param_std)",
+        "identity": [float(v) for v in joint.identity],
+        "settings": {**asdict(settings), "smoothing_sigma": smoothing_sigma},
+        "cost_history": [float(c) for c in joint.cost_history],
+    }
+    return table, metadata
+
+
+def run_expressions(cameras_path, output, settings, smoothing_sigma: float = 1.0, qc_path=None, crops_dir=None, qc_frames: int = 8):
+    """The whole stage: fit, write ``expressions.parquet`` (and the QC image)."""
+    from hfagp.align import read_cameras
+    from hfagp.tables import write_expressions
+
+    cameras, labels = read_cameras(cameras_path)
+    if len(cameras) == 0:
+        raise HfagpError(f"{cameras_path} has no frames; check the landmarks and align stages")
+    table, metadata = fit_expressions(cameras, labels, settings, smoothing_sigma)
+    write_expressions(output, table, metadata)
+    residual = table.fit_residual.to_numpy()
+    outliers = table.frame[residual > _OUTLIER_FACTOR * np.median(residual)].tolist()
+    log.info(
+        "fitted %d frames: residual median %.2f px (max %.2f), pose difference to cameras median %.2f deg (max %.2f)",
+        len(table),
+        np.median(residual),
+        residual.max(),
+        table.pose_difference.median(),
+        table.pose_difference.max(),
+    )
+    if outliers:
+        log.warning("frames with a fit residual over %.0fx the median (check their tracking): %s", _OUTLIER_FACTOR, outliers[:20])
+    if qc_path is not None:
+        from hfagp.expressions_qc import write_expressions_qc
+
+        write_expressions_qc(qc_path, crops_dir, cameras, table, metadata, qc_frames)
+    return table, metadata
+
+
+def _run(args: argparse.Namespace) -> None:
+    from hfagp.expression_fit import FitSettings
+
+    if (args.qc is None) != (args.crops_dir is None):
+        raise HfagpError("--qc and --crops-dir go together (the QC image draws on the crops)")
+    settings = FitSettings(
+        identity_weight=args.identity_weight, expression_weight=args.expression_weight, iterations=args.iterations
+    )
+    run_expressions(args.cameras, args.output, settings, args.smoothing_sigma, args.qc, args.crops_dir, args.qc_frames)
+
+
+def register(subparsers) -> None:
+    """Add ``hfagp expressions``."""
+    parser = subparsers.add_command(
+        "expressions",
+        help="fit a morphable model (shared identity, per-frame pose + expression) -> expressions.parquet",
+        description=__doc__,
+    )
+    parser.add_argument("--cameras", required=True, help="cameras.parquet (stage align; crop landmarks + cameras)")
+    parser.add_argument("-o", "--output", required=True, help="output expressions.parquet")
+    parser.add_argument("--identity-weight", type=float, default=1.0, help="prior weight of the identity coefficients")
+    parser.add_argument("--expression-weight", type=float, default=1.0, help="prior weight of the expression coefficients")
+    parser.add_argument("--iterations", type=int, default=8, help="Gauss-Newton iterations (at most)")
+    parser.add_argument("--smoothing-sigma", type=float, default=1.0, help="temporal smoothing of the coefficients (frames)")
+    parser.add_argument("--qc", help="output QC PNG (fitted shape over a few frames)")
+    parser.add_argument("--crops-dir", help="crops/ (for --qc)")
+    parser.add_argument("--qc-frames", type=int, default=8, help="frames shown on the QC image")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,53 @@
+# Train/test split (video subjects) and per-frame expression coefficients
+# (a sparse 3DMM fitted jointly to the landmarks; see hfagp/expressions.py).
+
+
+rule split:
+    input:
+        cameras="results/{subject}/cameras.parquet",
+    output:
+        "results/{subject}/split.json",
+    params:
+        test_fraction=lambda w: subject_config(w.subject)["test_fraction"],
+    log:
+        "results/{subject}/logs/split.log",
+    benchmark:
+        "results/{subject}/benchmarks/split.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,  # minutes (SLURM --time)
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp split --cameras {input.cameras:q} -o {output:q} --test-fraction {params.test_fraction} --log {log:q}"
+
+
+rule fit_expressions:
+    input:
+        cameras="results/{subject}/cameras.parquet",
+        crops="results/{subject}/crops",
+    output:
+        table="results/{subject}/expressions.parquet",
+        qc="results/{subject}/qc/expressions.png",
+    params:
+        fit=lambda w: (
+            f"--identity-weight {setting('expressions', 'identity_weight')} "
+            f"--expression-weight {setting('expressions', 'expression_weight')} "
+            f"--iterations {setting('expressions', 'iterations')} "
+            f"--smoothing-sigma {setting('expressions', 'smoothing_sigma')}"
+        ),
+        qc_frames=setting("expressions", "qc_frames"),
+    log:
+        "results/{subject}/logs/fit_expressions.log",
+    benchmark:
+        "results/{subject}/benchmarks/fit_expressions.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,  # minutes (SLURM --time)
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp expressions --cameras {input.cameras:q} -o {output.table:q} {params.fit} "
+        "--qc {output.qc:q} --crops-dir {input.crops:q} --qc-frames {params.qc_frames} --log {log:q}"
