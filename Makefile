@@ -30,6 +30,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: install
 	$(SNAKEMAKE) --cores $(CORES)
+	$(SNAKEMAKE) --report results/report.html
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

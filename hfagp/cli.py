@@ -33,6 +33,10 @@ _COMMAND_MODULES = (
     "hfagp.selection",
     "hfagp.inversion",
     "hfagp.prior",
+    "hfagp.train_cli",
+    "hfagp.render",
+    "hfagp.evaluation",
+    "hfagp.paper_table",
 )
 
 

@@ -107,3 +107,114 @@ def expressions_input(subject):
     if provides(SUBJECT_KIND[subject], "expressions.parquet"):
         return {"expressions": f"results/{subject}/expressions.parquet"}
     return {}
+
+
+def subject_drivers(subject):
+    """Drivers trained for a subject: its `drivers` list, else every driver its data allows."""
+    chosen = subject_config(subject).get("drivers")
+    kind = SUBJECT_KIND[subject]
+    allowed = ["rgb"]
+    allowed += ["expression"] if provides(kind, "expressions.parquet") else []
+    allowed += ["audio"] if provides(kind, "audio_features.npy") else []
+    if chosen is None:
+        return allowed
+    missing = [d for d in chosen if d not in allowed]
+    if missing:
+        raise workflow_error(
+            f"subject '{subject}' asks for drivers {missing} but its data has no "
+            f"{' / '.join('expression coefficients' if d == 'expression' else 'audio' for d in missing)}; "
+            "remove them from its `drivers:` list"
+        )
+    return list(chosen)
+
+
+def driver_signal_input(subject, driver):
+    """The driving signal file of a driver: expressions.parquet, audio_features.npy, or none (rgb: the crops)."""
+    if driver == "expression":
+        return {"expressions": f"results/{subject}/expressions.parquet"}
+    if driver == "audio":
+        return {"audio_features": f"results/{subject}/audio_features.npy"}
+    return {}
+
+
+def driver_signal_flags(input):
+    """`--expressions P` / `--audio-features P` for the signal inputs a job has."""
+    flags = []
+    if "expressions" in input.keys():
+        flags.append(f"--expressions {input.expressions}")
+    if "audio_features" in input.keys():
+        flags.append(f"--audio-features {input.audio_features}")
+    return " ".join(flags)
+
+
+def training_flags(driver):
+    """The training block as `hfagp train` options for `driver` (params: a change reruns only the drivers it concerns)."""
+    flags = {
+        "steps": "--steps",
+        "tune_iter": "--tune-iter",
+        "lr": "--lr",
+        "mse_weight": "--mse-weight",
+        "lpips_weight": "--lpips-weight",
+        "checkpoint_every": "--checkpoint-every",
+        "sample_every": "--sample-every",
+        "log_every": "--log-every",
+    }
+    if driver == "rgb":
+        flags.update(rgb_resolution="--rgb-resolution", driver_width="--driver-width")
+    if driver == "audio":
+        flags.update(smoothing_start="--smoothing-start", smoothing_window="--smoothing-window")
+    parts = [f"{flag} {setting('training', key)}" for key, flag in flags.items()]
+    parts.append(optional_flag("--resolution", setting("training", "resolution")))
+    parts.append(optional_flag("--generator-lr", setting("training", "generator_lr")))
+    parts.append(f"--lpips-backbone {setting('lpips', 'backbone')}")
+    parts.append(optional_flag("--lpips-weights", setting("lpips", "weights")))
+    return " ".join(p for p in parts if p)
+
+
+def render_audio_input(subject, driver):
+    """The subject's audio.wav for the audio avatar's videos (video subjects have one), else nothing."""
+    if driver == "audio" and SUBJECT_KIND[subject] == "video":
+        return {"audio": f"results/{subject}/audio.wav"}
+    return {}
+
+
+def cross_inputs(subject, driver, source):
+    """Inputs of cross-driving `subject`'s `driver` avatar with `source`'s test-split signal."""
+    if source not in SUBJECTS:
+        raise workflow_error(f"cross_driving of subject '{subject}' names '{source}', which is not a subject in config.yaml")
+    inputs = {
+        "avatar": f"results/{subject}/driver/{driver}/checkpoint.pt",
+        "crops": f"results/{subject}/crops",
+        "cameras": f"results/{subject}/cameras.parquet",
+        "split": f"results/{subject}/split.json",
+        **driver_signal_input(subject, driver),
+        "source_crops": f"results/{source}/crops",
+        "source_cameras": f"results/{source}/cameras.parquet",
+        "source_split": f"results/{source}/split.json",
+        "source_frames_table": f"results/{source}/frames.parquet",
+    }
+    for key, path in driver_signal_input(source, driver).items():
+        inputs[f"source_{key}"] = path
+    inputs.update({f"source_{k}": v for k, v in render_audio_input(source, driver).items()})
+    return inputs
+
+
+def cross_source_flags(input):
+    """`--source-...` options of `hfagp render-cross` for the source inputs a job has."""
+    keys = ("crops", "cameras", "split", "frames_table", "expressions", "audio_features", "audio")
+    return " ".join(
+        f"--source-{key.replace('_', '-')} {input[f'source_{key}']}" for key in keys if f"source_{key}" in input.keys()
+    )
+
+
+def cross_videos():
+    """Every cross-driving video declared in config.yaml (same driver kinds on both sides)."""
+    videos = []
+    for subject in SUBJECTS:
+        for source in subject_config(subject).get("cross_driving") or []:
+            if source not in SUBJECTS:
+                raise workflow_error(f"cross_driving of subject '{subject}' names '{source}', which is not a subject in config.yaml")
+            for driver in subject_drivers(subject):
+                if driver in subject_drivers(source):
+                    videos.append(f"results/{subject}/render/{driver}/cross_{source}.mp4")
+    return videos

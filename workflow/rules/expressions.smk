@@ -29,7 +29,7 @@ rule fit_expressions:
         crops="results/{subject}/crops",
     output:
         table="results/{subject}/expressions.parquet",
-        qc="results/{subject}/qc/expressions.png",
+        qc=report("results/{subject}/qc/expressions.png", caption="../report/qc_expressions.rst", category="Quality control", subcategory="{subject}"),
     params:
         fit=lambda w: (
             f"--identity-weight {setting('expressions', 'identity_weight')} "

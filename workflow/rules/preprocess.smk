@@ -107,7 +107,7 @@ rule qc_landmarks:
         crops="results/{subject}/crops",
         cameras="results/{subject}/cameras.parquet",
     output:
-        "results/{subject}/qc/landmarks.png",
+        report("results/{subject}/qc/landmarks.png", caption="../report/qc_landmarks.rst", category="Quality control", subcategory="{subject}"),
     params:
         n_frames=lambda w: preprocess_setting(w.subject, "qc_frames"),
     log:

@@ -48,9 +48,9 @@ rule invert:
     output:
         latents="results/{subject}/inversion/latents.pt",
         losses="results/{subject}/inversion/losses.parquet",
-        plot="results/{subject}/inversion/losses.png",
+        plot=report("results/{subject}/inversion/losses.png", caption="../report/inversion_losses.rst", category="Loss curves", subcategory="{subject}"),
         generator="results/{subject}/inversion/generator.json",
-        qc="results/{subject}/qc/inversion.png",
+        qc=report("results/{subject}/qc/inversion.png", caption="../report/qc_inversion.rst", category="Quality control", subcategory="{subject}"),
     params:
         checkpoint=lambda w: prior_workflow.checkpoint_flag(config),
         tuned=lambda w: prior_workflow.tuned_generator_flag(w.subject, setting("inversion", "pti_steps")),
@@ -122,7 +122,7 @@ rule qc_prior:
             }
         ),
     output:
-        "results/{subject}/qc/prior.png",
+        report("results/{subject}/qc/prior.png", caption="../report/qc_prior.rst", category="Quality control", subcategory="{subject}"),
     params:
         directions=lambda w: setting("prior", "qc_directions"),
         sigma=lambda w: setting("prior", "qc_sigma"),

@@ -1,0 +1,85 @@
+"""hfagp paper-table on hand-made metrics.json summaries: exact rows, footnotes and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from hfagp.errors import HfagpError
+from hfagp.paper_table import FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE, run_paper_table
+
+
+def stats(mean, std, count=10):
+    return {"mean": mean, "std": std, "count": count, "nonfinite": 0}
+
+
+def summary(subject, driver, lpips=True, demo=False, niqe=None):
+    return {
+        "subject": subject,
+        "driver": driver,
+        "frames": 10,
+        "generator_prior": "random-init demo generator (no prior)" if demo else "EG3D ffhqrebalanced512-128.pkl",
+        "demo_generator": demo,
+        "lpips_backbone": "alex" if lpips else "n/a: backbone weights absent",
+        "metrics": {
+            "psnr": stats(30.123, 1.5),
+            "ssim": stats(0.91234, 0.01),
+            "lpips": stats(0.08765, 0.005) if lpips else {"mean": None, "std": None, "count": 0, "na": "absent"},
+            "l1": stats(0.02, 0.003),
+            "akd": stats(1.234, 0.5),
+        },
+        "niqe": niqe,
+    }
+
+
+def write(tmp_path, items):
+    paths = []
+    for k, item in enumerate(items):
+        path = tmp_path / f"m{k}.json"
+        path.write_text(json.dumps(item))
+        paths.append(path)
+    return paths
+
+
+def test_rows_and_footnotes(tmp_path):
+    paths = write(tmp_path, [
+        summary("obama", "rgb", lpips=False, demo=True, niqe=stats(9.5, 0.25)),
+        summary("may", "audio"),
+    ])
+    run_paper_table(paths, tmp_path / "t.md", tmp_path / "t.csv")
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    header = ("| Subject | Driver | PSNR ↑ | SSIM ↑ | LPIPS ↓ | L1 ↓ | AKD ↓ | NIQE (novel) ↓ | Frames | "
+              "Generator prior | LPIPS backbone |")
+    start = lines.index(header)
+    assert lines[start + 2] == ("| may | audio | 30.12 ± 1.50 | 0.9123 ± 0.0100 | 0.0877 ± 0.0050 | 0.0200 ± 0.0030 | "
+                                "1.23 ± 0.50 | - | 10 | EG3D ffhqrebalanced512-128.pkl | alex |")
+    assert lines[start + 3] == ("| obama | rgb | 30.12 ± 1.50 | 0.9123 ± 0.0100 | n/a | 0.0200 ± 0.0030 | 1.23 ± 0.50 | "
+                                "9.50 ± 0.25 | 10 | random-init demo generator (no prior) * | n/a: backbone weights absent |")
+    assert lines[start + 4:] == ["", FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE]
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["subject"], r["driver"]) for r in rows] == [("may", "audio"), ("obama", "rgb")]
+    assert float(rows[0]["psnr_mean"]) == 30.123 and float(rows[0]["lpips_std"]) == 0.005
+    assert rows[0]["niqe_mean"] == "" and float(rows[1]["niqe_std"]) == 0.25
+    assert rows[1]["lpips_mean"] == "" and rows[1]["demo_generator"] == "True"
+    assert rows[1]["lpips_backbone"] == "n/a: backbone weights absent" and rows[0]["frames"] == "10"
+
+
+def test_clean_table_has_no_footnotes(tmp_path):
+    run_paper_table(write(tmp_path, [summary("may", "rgb")]), tmp_path / "t.md")
+    text = (tmp_path / "t.md").read_text()
+    assert text.endswith("| EG3D ffhqrebalanced512-128.pkl | alex |\n")
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_errors(tmp_path):
+    with pytest.raises(HfagpError, match="both hold"):
+        run_paper_table(write(tmp_path, [summary("a", "rgb"), summary("a", "rgb")]), tmp_path / "t.md")
+    with pytest.raises(HfagpError, match="not found"):
+        run_paper_table([tmp_path / "absent.json"], tmp_path / "t.md")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(HfagpError, match="not a metrics.json"):
+        run_paper_table([bad], tmp_path / "t.md")
