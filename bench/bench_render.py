@@ -22,19 +22,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 def build(config: str):
     import torch
 
+    from bench_eg3d import _full512_kwargs  # bench/ is on sys.path when this script runs
     from hfagp.eg3d import DEMO_INIT_KWARGS, DEMO_NEURAL_RENDERING_RESOLUTION, TriPlaneGenerator
 
-    kwargs = copy.deepcopy(DEMO_INIT_KWARGS)
-    rendering = DEMO_NEURAL_RENDERING_RESOLUTION
     if config == "full512":
-        kwargs.update(img_resolution=512, channel_base=32768, channel_max=512)
-        kwargs["rendering_kwargs"].update(
-            image_resolution=512,
-            superresolution_module="training.superresolution.SuperresolutionHybrid8XDC",
-            depth_resolution=48,
-            depth_resolution_importance=48,
-        )
-        rendering = 128
+        kwargs, rendering = _full512_kwargs()
+    else:
+        kwargs, rendering = copy.deepcopy(DEMO_INIT_KWARGS), DEMO_NEURAL_RENDERING_RESOLUTION
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         G = TriPlaneGenerator(**kwargs).eval()
