@@ -98,6 +98,14 @@ def generator_description(info: dict) -> dict:
     }
 
 
+def check_signal(info: dict, data, expressions_path) -> None:
+    """The subject's expression coefficients must have the size the avatar was trained on (clear error otherwise)."""
+    from hfagp.training import check_driving_signal
+
+    if data.expressions is not None:
+        check_driving_signal(info, np.stack(list(data.expressions.values())), str(expressions_path))
+
+
 class AvatarInputs:
     """A trained avatar and the driving data of one subject's test split."""
 
@@ -112,11 +120,7 @@ class AvatarInputs:
         self.smooth = bool(signal.get("smoothing", False))
         self.resolution = int(self.avatar.generator.img_resolution)
         data = load_subject(self.kind, crops, cameras, split, expressions, audio_features)
-        if self.kind == "expression" and data.expression_size != signal.get("expression_size"):
-            raise HfagpError(
-                f"{expressions} has {data.expression_size} expression coefficients but the avatar {checkpoint} was "
-                f"trained on {signal.get('expression_size')} ({signal.get('expression_model')}); drive it with the same model"
-            )
+        check_signal(self.info, data, expressions)
         self.dataset = DriverDataset(
             data, data.test, self.resolution, rgb_resolution=int(signal.get("rgb_resolution", 256)),
             seq_len=int(signal.get("seq_len", 8)),
@@ -200,20 +204,15 @@ def run_render(args: argparse.Namespace) -> dict:
 
 def run_cross(args: argparse.Namespace) -> None:
     """Drive the avatar with another subject's test-split signal."""
-    from hfagp.train_data import DriverDataset, load_subject
     from hfagp.inversion_core import resolve_device
+    from hfagp.train_data import DriverDataset, load_subject
 
     device = resolve_device(args.device)
     target = AvatarInputs(args.avatar, args.crops, args.cameras, args.split, args.expressions, args.audio_features, device)
     signal = target.info.get("signal", {})
     source = load_subject(target.kind, args.source_crops, args.source_cameras, args.source_split,
                           args.source_expressions, args.source_audio_features)
-    if target.kind == "expression" and source.expression_size != signal.get("expression_size"):
-        raise HfagpError(
-            f"{args.source_expressions} has {source.expression_size} coefficients ({source.expression_model}) but the "
-            f"avatar was trained on {signal.get('expression_size')} ({signal.get('expression_model')}); cross-drive "
-            "between subjects whose expressions come from the same model"
-        )
+    check_signal(target.info, source, args.source_expressions)
     dataset = DriverDataset(source, source.test, target.resolution, rgb_resolution=int(signal.get("rgb_resolution", 256)),
                             seq_len=int(signal.get("seq_len", 8)))
     if len(dataset) == 0:

@@ -52,3 +52,16 @@ def test_audio_track_starts_at_the_first_rendered_frame(tmp_path):
     assert audio_track("audio", "a.wav", str(tmp_path / "frames.parquet"), 2) == ("a.wav", 0.08)
     assert audio_track("expression", "a.wav", str(tmp_path / "frames.parquet"), 2) is None
     assert audio_track("audio", None, None, 2) is None
+
+
+def test_check_signal_rejects_expressions_of_another_model():
+    from types import SimpleNamespace
+
+    from hfagp.errors import HfagpError
+    from hfagp.render import check_signal
+
+    info = {"kind": "expression", "signal": {"expression_size": 10, "expression_model": "3ddfa-bfm68"}}
+    check_signal(info, SimpleNamespace(expressions={0: np.zeros(10), 1: np.ones(10)}), "e.parquet")
+    with pytest.raises(HfagpError, match="e.parquet.*10 coefficients"):
+        check_signal(info, SimpleNamespace(expressions={0: np.zeros(76)}), "e.parquet")
+    check_signal({"kind": "rgb", "signal": {}}, SimpleNamespace(expressions=None), None)
