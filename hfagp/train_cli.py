@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> None:
         lpips_weights=args.lpips_weights,
         smoothing_start=args.smoothing_start,
         smoothing_window=args.smoothing_window,
+        ema_decay=args.ema_decay,
         checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,
         log_every=args.log_every,
@@ -82,6 +83,10 @@ def register(subparsers) -> None:
     parser.add_argument("--lpips-weights", help="torchvision backbone .pth (default: the torch hub cache)")
     parser.add_argument("--smoothing-start", type=int, default=300_000, help="audio: step from which the attention smoothing is used")
     parser.add_argument("--smoothing-window", type=int, default=8, help="audio: neighbouring frames smoothed over (default 8)")
+    parser.add_argument(
+        "--ema-decay", type=float, default=0.999,
+        help="the avatar keeps a moving average of the weights with this decay (default 0.999; 0 = the last iterate)",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between resume checkpoints")
     parser.add_argument("--sample-every", type=int, default=1000, help="steps between sample grids / test evaluations")
     parser.add_argument("--log-every", type=int, default=10, help="steps between TensorBoard scalars")

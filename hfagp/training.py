@@ -38,6 +38,7 @@ unfinished.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -55,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hfagp import atomic
+from hfagp.ema import WeightAverage
 from hfagp.errors import HfagpError
 from hfagp.logs import get_logger
 from hfagp.train_data import DRIVER_KINDS, DriverDataset, load_subject
@@ -68,7 +70,10 @@ EVAL_FRAMES = 16  # per split in the periodic (TensorBoard) evaluation; the fina
 EVAL_BATCH = 8
 TILE = 128
 # Settings that must match for a resume to continue the same run.
-RESUME_KEYS = ("kind", "seed", "batch_size", "resolution", "rgb_resolution", "driver_width", "smoothing_window", "tune_iter", "smoothing_start")
+RESUME_KEYS = (
+    "kind", "seed", "batch_size", "resolution", "rgb_resolution", "driver_width", "smoothing_window", "tune_iter",
+    "smoothing_start", "ema_decay",
+)
 
 
 @dataclass
@@ -90,6 +95,7 @@ class TrainSettings:
     lpips_weights: str | None = None
     smoothing_start: int = 300_000
     smoothing_window: int = 8
+    ema_decay: float = 0.999  # 0 = the avatar keeps the last iterate's weights
     checkpoint_every: int = 1000
     sample_every: int = 1000
     log_every: int = 10
@@ -109,6 +115,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise HfagpError(f"training setting {name} must be > 0, got {value!r}; check config.yaml")
+        if not (math.isfinite(self.ema_decay) and 0.0 <= self.ema_decay < 1.0):
+            raise HfagpError(f"training setting ema_decay must be in [0, 1), got {self.ema_decay!r}; check config.yaml")
         if self.generator_lr is not None and not (math.isfinite(self.generator_lr) and self.generator_lr > 0):
             raise HfagpError(f"generator_lr must be > 0, got {self.generator_lr!r}")
         if self.resolution is not None and self.resolution < 16:
@@ -204,6 +212,11 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of images in [-1,1] (pred clamped), peak 1 on the [0,1] scale."""
     mse = (((pred.clamp(-1, 1) - target) / 2.0) ** 2).flatten(1).mean(dim=1)
     return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
+def _copied(state: dict) -> dict:
+    """CPU copies of a state dict (``.cpu()`` alone aliases CPU tensors, which later steps would change)."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 def rng_state() -> dict:
@@ -403,6 +416,8 @@ class Trainer:
         ).to(device)
         trainable = list(self.model.driver.parameters()) + list(self.model.subspace.parameters())
         self.optimizer = torch.optim.Adam([{"params": trainable, "lr": settings.lr, "name": "driver"}], lr=settings.lr)
+        # The rendered avatar uses a moving average of the weights (hfagp.ema): at batch 1 the last iterate is noisy.
+        self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay > 0 else None
         self.tuning = False
         self.step = 0
         self.elapsed = 0.0
@@ -466,6 +481,7 @@ class Trainer:
             "subspace": self.model.subspace.state_dict(),
             "generator": self.model.generator.state_dict() if self.tuning else None,
             "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rng_states,
             "world_size": self.ctx.world,
             "fingerprint": self._fingerprint(),
@@ -512,6 +528,8 @@ class Trainer:
         self.model.driver.load_state_dict(state["driver"])
         self.model.subspace.load_state_dict(state["subspace"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         for group in self.optimizer.param_groups:  # a changed lr takes effect on resume
             group["lr"] = (self.settings.generator_lr or self.settings.lr) if group.get("name") == "generator" else self.settings.lr
         self.step = int(state["step"])
@@ -528,6 +546,10 @@ class Trainer:
         return True
 
     # -- evaluation ------------------------------------------------------------
+    def averaged(self):
+        """Context in which ``self.model`` holds the averaged weights (a no-op without EMA)."""
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
+
     def smooth_at(self, step: int) -> bool:
         return self.settings.kind == "audio" and step >= self.settings.smoothing_start
 
@@ -625,6 +647,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
         self.step += 1
         return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
 
@@ -673,8 +697,9 @@ class Trainer:
                 if ctx.main:
                     bar.set_postfix(loss=f"{float(terms['loss']):.4f}", refresh=False)
                 if step % s.sample_every == 0 and step < s.steps and ctx.main:
-                    scores = self.periodic_eval(writer, step)
-                    self.write_samples(writer, step)
+                    with self.averaged():
+                        scores = self.periodic_eval(writer, step)
+                        self.write_samples(writer, step)
                     bar.set_postfix(loss=f"{float(terms['loss']):.4f}", **{f"{k}_psnr": f"{v:.2f}" for k, v in scores.items()})
                 stop = _any_rank(self.stop_requested, ctx)
                 if (step % s.checkpoint_every == 0 and step < s.steps) or stop:
@@ -734,6 +759,7 @@ class Trainer:
             "generator": self.generator_record.get("kind"),
             "demo_generator": bool(self.demo_generator),
             "generator_tuned": bool(self.tuning),
+            "weights": f"moving average (decay {self.settings.ema_decay:g})" if self.ema is not None else "last iterate",
             "audio_smoothing": bool(smooth) if self.settings.kind == "audio" else None,
             "world_size": self.ctx.world,
             "split_source": self.data.split_source,
@@ -749,7 +775,7 @@ class Trainer:
                 "source": "tuned",
                 "init_kwargs": init_kwargs,
                 "neural_rendering_resolution": int(G.neural_rendering_resolution),
-                "state_dict": {k: v.detach().cpu().clone() for k, v in G.state_dict().items()},
+                "state_dict": _copied(G.state_dict()),
                 "base": self.generator_record,
             }
         else:
@@ -765,12 +791,12 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "kind": s.kind,
-            "driver": {"build": self.build_args, "state_dict": {k: v.cpu() for k, v in self.model.driver.state_dict().items()}},
+            "driver": {"build": self.build_args, "state_dict": _copied(self.model.driver.state_dict())},
             "subspace": {
                 "dim": int(sub.dim),
                 "delta": sub.delta.detach().cpu().clone(),
                 "bases": sub.bases.detach().cpu().clone(),
-                "state_dict": {k: v.cpu() for k, v in sub.state_dict().items()},
+                "state_dict": _copied(sub.state_dict()),
             },
             "generator": generator,
             "resolution": self.resolution,
@@ -784,15 +810,17 @@ class Trainer:
         }
 
     def finish(self, writer, rate: float) -> dict:
-        metrics = self.final_metrics(rate)
-        self.write_samples(writer, self.step)
+        with self.averaged():  # metrics, samples and checkpoint: the averaged weights (what render uses)
+            metrics = self.final_metrics(rate)
+            self.write_samples(writer, self.step)
+            checkpoint = self.checkpoint(metrics)
         if writer is not None:
             for name in ("train", "test"):
                 if metrics[f"{name}_psnr"] is not None:
                     writer.add_scalar(f"psnr/{name}", metrics[f"{name}_psnr"], self.step)
             writer.close()
         atomic.write_json(self.paths.out_dir / "metrics.json", metrics)
-        atomic.torch_save(self.paths.output, self.checkpoint(metrics))
+        atomic.torch_save(self.paths.output, checkpoint)
         self.paths.resume.unlink(missing_ok=True)
         fmt = lambda v: "n/a" if v is None else f"{v:.2f} dB"  # noqa: E731
         log.info(

@@ -223,9 +223,30 @@ def test_checkpoint_reloads_to_the_same_renders(subject, tmp_path):
         assert info["generator"]["source"] == source and info["kind"] == "rgb"
         batch = trainer.test_set.batch([0, 1])
         with torch.no_grad():
-            a = trainer.model(batch["signal"], batch["label"], deterministic=True)
+            live = trainer.model(batch["signal"], batch["label"], deterministic=True)
+            with trainer.averaged():
+                averaged = trainer.model(batch["signal"], batch["label"], deterministic=True)
             b = avatar(batch["signal"], batch["label"], deterministic=True)
-        assert torch.allclose(a, b, atol=1e-5)
+        # the checkpoint holds the moving average of the weights, which differs from the last iterate
+        assert torch.allclose(averaged, b, atol=1e-5)
+        assert not torch.allclose(live, b, atol=1e-4)
+        assert info["metrics"]["weights"].startswith("moving average")
+
+
+def test_without_ema_the_checkpoint_holds_the_last_iterate(subject, tmp_path):
+    from hfagp.training import Trainer, load_trained_avatar, setup_distributed
+
+    settings = tiny_settings("expression", steps=3, tune_iter=0, ema_decay=0.0)
+    paths = paths_for(subject, tmp_path / "no_ema")
+    trainer = Trainer(settings, paths, setup_distributed("cpu"))
+    metrics = trainer.run()
+    assert trainer.ema is None and metrics["weights"] == "last iterate"
+    avatar, _ = load_trained_avatar(paths.output)
+    batch = trainer.test_set.batch([0, 1])
+    with torch.no_grad():
+        a = trainer.model(batch["signal"], batch["label"], deterministic=True)
+        b = avatar(batch["signal"], batch["label"], deterministic=True)
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_bad_inputs_give_clear_errors(subject, tmp_path):

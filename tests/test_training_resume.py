@@ -26,6 +26,8 @@ def _assert_same_state(a, b):
     assert sa.keys() == sb.keys()
     differing = [k for k in sa if not torch.equal(sa[k], sb[k])]
     assert not differing, f"parameters differ after resume: {differing[:5]}"
+    ea, eb = a.ema.state_dict()["shadow"], b.ema.state_dict()["shadow"]
+    assert ea.keys() == eb.keys() and all(torch.equal(ea[k], eb[k]) for k in ea), "the weight average differs after resume"
     oa, ob = a.optimizer.state_dict(), b.optimizer.state_dict()
     assert len(oa["param_groups"]) == len(ob["param_groups"])
     for key, state in oa["state"].items():

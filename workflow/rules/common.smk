@@ -153,6 +153,7 @@ def training_flags(driver):
         "steps": "--steps",
         "tune_iter": "--tune-iter",
         "lr": "--lr",
+        "ema_decay": "--ema-decay",
         "mse_weight": "--mse-weight",
         "lpips_weight": "--lpips-weight",
         "checkpoint_every": "--checkpoint-every",
