@@ -792,12 +792,8 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "kind": s.kind,
             "driver": {"build": self.build_args, "state_dict": _copied(self.model.driver.state_dict())},
-            "subspace": {
-                "dim": int(sub.dim),
-                "delta": sub.delta.detach().cpu().clone(),
-                "bases": sub.bases.detach().cpu().clone(),
-                "state_dict": _copied(sub.state_dict()),
-            },
+            # delta and bases are the subspace's whole state (its two parameters)
+            "subspace": {"dim": int(sub.dim), "num_ws": int(sub.num_ws), "w_dim": int(sub.w_dim), **_copied(sub.state_dict())},
             "generator": generator,
             "resolution": self.resolution,
             "signal": signal_info,
@@ -849,16 +845,6 @@ def train(settings: TrainSettings, paths: TrainPaths, on_step: Callable | None =
 # reading a trained avatar back
 
 
-def _subspace_from_state(dim: int, delta: torch.Tensor, bases: torch.Tensor, state: dict | None):
-    """Rebuild the trained PersonalSubspace from its stored tensors."""
-    from hfagp.subspace import PersonalSubspace
-
-    sub = PersonalSubspace(delta.detach().float().reshape(14, 512), bases.detach().float().reshape(dim, -1))
-    if state is not None:
-        sub.load_state_dict(state)
-    return sub
-
-
 def check_driving_signal(info: dict, signal, source: str = "the driving signal") -> None:
     """Check a driving signal against a trained avatar's record (``load_trained_avatar``'s second value).
 
@@ -887,6 +873,7 @@ def load_trained_avatar(path: str | Path, device: str | torch.device = "cpu") ->
     renders at the training resolution; ``full_resolution=True`` keeps the generator's size.
     """
     from hfagp import eg3d
+    from hfagp.subspace import PersonalSubspace
 
     path = Path(path)
     if not path.exists():
@@ -900,7 +887,10 @@ def load_trained_avatar(path: str | Path, device: str | torch.device = "cpu") ->
     driver = build_driver_from_args(ckpt["driver"]["build"])
     driver.load_state_dict(ckpt["driver"]["state_dict"])
     sub = ckpt["subspace"]
-    subspace = _subspace_from_state(int(sub["dim"]), sub["delta"], sub["bases"], sub.get("state_dict"))
+    subspace = PersonalSubspace(
+        sub["delta"].float(), sub["bases"].float().reshape(int(sub["dim"]), -1),
+        num_ws=int(sub.get("num_ws", 14)), w_dim=int(sub.get("w_dim", 512)),
+    )
     gen = ckpt["generator"]
     if gen["source"] == "tuned":
         G = eg3d.TriPlaneGenerator(**dict(gen["init_kwargs"]))
