@@ -98,7 +98,8 @@ def run_case(case: str, steps: int) -> dict:
 
     import torch
 
-    from hfagp.training import Trainer, TrainPaths, TrainSettings, setup_distributed
+    from hfagp.distributed import setup_distributed
+    from hfagp.training import Trainer, TrainPaths, TrainSettings
 
     logging.getLogger("hfagp").setLevel(logging.ERROR)
     torch.set_num_threads(2)

@@ -100,7 +100,7 @@ def generator_description(info: dict) -> dict:
 
 def check_signal(info: dict, data, expressions_path) -> None:
     """The subject's expression coefficients must have the size the avatar was trained on (clear error otherwise)."""
-    from hfagp.training import check_driving_signal
+    from hfagp.avatar import check_driving_signal
 
     if data.expressions is not None:
         check_driving_signal(info, np.stack(list(data.expressions.values())), str(expressions_path))
@@ -111,7 +111,7 @@ class AvatarInputs:
 
     def __init__(self, checkpoint, crops, cameras, split, expressions=None, audio_features=None, device: str = "cpu"):
         from hfagp.train_data import DriverDataset, load_subject
-        from hfagp.training import load_trained_avatar
+        from hfagp.avatar import load_trained_avatar
 
         self.avatar, self.info = load_trained_avatar(checkpoint, device)
         self.device = device

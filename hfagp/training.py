@@ -42,20 +42,20 @@ import contextlib
 import gc
 import json
 import math
-import os
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hfagp import atomic
+from hfagp.avatar import CHECKPOINT_FORMAT, Avatar, build_driver_from_args, build_subspace, generator_trainable
+from hfagp.distributed import Dist, all_reduce_mean, any_rank, barrier, setup_distributed
 from hfagp.ema import WeightAverage
 from hfagp.errors import HfagpError
 from hfagp.logs import get_logger
@@ -63,7 +63,6 @@ from hfagp.train_data import DRIVER_KINDS, DriverDataset, load_subject
 
 log = get_logger("training")
 
-CHECKPOINT_FORMAT = "hfagp-driver-1"
 RESUME_FORMAT = "hfagp-driver-resume-1"
 SAMPLE_FRAMES = 4  # per split on the sample grids
 EVAL_FRAMES = 16  # per split in the periodic (TensorBoard) evaluation; the final one uses every frame
@@ -146,51 +145,6 @@ class TrainPaths:
 
 
 # ---------------------------------------------------------------------------
-# the model
-
-
-class Avatar(nn.Module):
-    """driver -> subspace weights -> W+ latent -> EG3D image (average-pooled to ``resolution``)."""
-
-    def __init__(self, kind: str, driver: nn.Module, subspace: nn.Module, generator: nn.Module, resolution: int) -> None:
-        super().__init__()
-        self.kind = kind
-        self.driver = driver
-        self.subspace = subspace
-        self.generator = generator
-        self.resolution = int(resolution)
-
-    def weights(self, signal: torch.Tensor, smooth: bool = False) -> torch.Tensor:
-        if self.kind == "audio":
-            return self.driver(signal, smooth=bool(smooth))
-        return self.driver(signal)
-
-    def latents(self, signal: torch.Tensor, smooth: bool = False) -> torch.Tensor:
-        """(B,14,512) W+ latents of a batch of driving signals."""
-        return self.subspace(self.weights(signal, smooth))
-
-    def forward(  # type: ignore[override]
-        self,
-        signal: torch.Tensor,
-        label: torch.Tensor,
-        smooth: bool = False,
-        deterministic: bool = False,
-        full_resolution: bool = False,
-    ) -> torch.Tensor:
-        """(B,3,R,R) images in about [-1,1] (the generator's own size with ``full_resolution``)."""
-        ws = self.latents(signal, smooth)
-        image = self.generator.synthesis(ws, label, noise_mode="const", deterministic=deterministic)["image"]
-        if not full_resolution and image.shape[-1] != self.resolution:
-            image = F.adaptive_avg_pool2d(image, self.resolution)
-        return image
-
-
-def generator_trainable(G: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The generator parameters fine-tuned after ``tune_iter`` (all but the mapping network, unused with W+ latents)."""
-    return [(n, p) for n, p in G.named_parameters() if not n.startswith("backbone.mapping.")]
-
-
-# ---------------------------------------------------------------------------
 # small helpers
 
 
@@ -259,93 +213,7 @@ def _to_tiles(x: torch.Tensor) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------
-# distributed set-up
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    initialised_here: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def setup_distributed(device_name: str) -> Dist:
-    """Join the process group when a launcher (torchrun) set ``WORLD_SIZE`` > 1; single process otherwise."""
-    from hfagp.inversion_core import resolve_device
-
-    device = resolve_device(device_name)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(device=device)
-    import torch.distributed as dist
-
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    here = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        here = True
-    if dist.get_world_size() != world:
-        raise HfagpError(f"WORLD_SIZE={world} but the process group has {dist.get_world_size()} processes")
-    return Dist(rank=rank, world=world, local_rank=local_rank, device=device, initialised_here=here)
-
-
-def _all_reduce_mean(values: torch.Tensor, ctx: Dist) -> torch.Tensor:
-    if not ctx.active:
-        return values
-    import torch.distributed as dist
-
-    values = values.detach().clone().to(ctx.device)
-    dist.all_reduce(values)
-    return values / ctx.world
-
-
-def _any_rank(flag: bool, ctx: Dist) -> bool:
-    if not ctx.active:
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def _barrier(ctx: Dist) -> None:
-    if ctx.active:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-# ---------------------------------------------------------------------------
-# loading the pieces
-
-
-def build_subspace(prior: str | Path):
-    from hfagp.subspace import PersonalSubspace
-
-    path = Path(prior)
-    if not path.exists():
-        raise HfagpError(f"prior {path} not found; run the prior stage (hfagp prior) first")
-    try:
-        return PersonalSubspace.from_prior(path)
-    except HfagpError:
-        raise
-    except Exception as err:
-        raise HfagpError(f"cannot build the personal subspace from {path} ({err}); delete it and rerun `hfagp prior`") from err
+# the driver's build arguments
 
 
 def driver_build_args(settings: TrainSettings, out_dim: int, input_dim: int | None) -> dict:
@@ -358,13 +226,6 @@ def driver_build_args(settings: TrainSettings, out_dim: int, input_dim: int | No
     else:
         args.update(seq_len=int(settings.smoothing_window))
     return args
-
-
-def build_driver_from_args(args: dict) -> nn.Module:
-    from hfagp.drivers import build_driver
-
-    kwargs = dict(args)
-    return build_driver(kwargs.pop("kind"), kwargs.pop("out_dim"), **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -682,7 +543,7 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(self, step)
                 if step % s.log_every == 0 or step == s.steps:
-                    values = _all_reduce_mean(torch.stack([terms[k].float() for k in sorted(terms)]), ctx)
+                    values = all_reduce_mean(torch.stack([terms[k].float() for k in sorted(terms)]), ctx)
                     scalars = {k: float(v) for k, v in zip(sorted(terms), values)}
                     self.history.append({"step": step, **scalars})
                     if writer is not None:
@@ -701,7 +562,7 @@ class Trainer:
                         scores = self.periodic_eval(writer, step)
                         self.write_samples(writer, step)
                     bar.set_postfix(loss=f"{float(terms['loss']):.4f}", **{f"{k}_psnr": f"{v:.2f}" for k, v in scores.items()})
-                stop = _any_rank(self.stop_requested, ctx)
+                stop = any_rank(self.stop_requested, ctx)
                 if (step % s.checkpoint_every == 0 and step < s.steps) or stop:
                     self.elapsed += time.perf_counter() - started
                     started = time.perf_counter()
@@ -729,7 +590,7 @@ class Trainer:
         metrics = None
         if ctx.main:
             metrics = self.finish(writer, rate)
-        _barrier(ctx)
+        barrier(ctx)
         return metrics or {}
 
     # -- the end ---------------------------------------------------------------------
@@ -839,74 +700,3 @@ def train(settings: TrainSettings, paths: TrainPaths, on_step: Callable | None =
             import torch.distributed as dist
 
             dist.destroy_process_group()
-
-
-# ---------------------------------------------------------------------------
-# reading a trained avatar back
-
-
-def check_driving_signal(info: dict, signal, source: str = "the driving signal") -> None:
-    """Check a driving signal against a trained avatar's record (``load_trained_avatar``'s second value).
-
-    Expression coefficients must be (F, E) with the E the driver was trained on;
-    audio features (F, 16, 29) DeepSpeech windows. Raises :class:`HfagpError`.
-    """
-    shape = tuple(np.shape(signal))
-    kind, sig = info["kind"], info.get("signal", {})
-    if kind == "expression":
-        size = int(sig["expression_size"])
-        if len(shape) != 2 or shape[1] != size:
-            raise HfagpError(
-                f"{source} has expression vectors of shape {shape}, but this expression driver was trained on "
-                f"{size} coefficients ({sig.get('expression_model')}); drive it with expressions of the same model "
-                "(or train a driver on these)"
-            )
-    elif kind == "audio":
-        if len(shape) != 3 or shape[1:] != (16, 29):
-            raise HfagpError(f"{source} has shape {shape}; the audio driver expects (frames, 16, 29) DeepSpeech windows")
-
-
-def load_trained_avatar(path: str | Path, device: str | torch.device = "cpu") -> tuple[Avatar, dict]:
-    """Rebuild the trained avatar of ``checkpoint.pt`` (eval mode) and return it with the checkpoint's record.
-
-    ``avatar(signal, label, smooth=record["signal"].get("smoothing", False), deterministic=True)``
-    renders at the training resolution; ``full_resolution=True`` keeps the generator's size.
-    """
-    from hfagp import eg3d
-    from hfagp.subspace import PersonalSubspace
-
-    path = Path(path)
-    if not path.exists():
-        raise HfagpError(f"trained avatar {path} not found; run `hfagp train` first")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise HfagpError(f"cannot read {path} ({err}); delete it and rerun `hfagp train`") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise HfagpError(f"{path} is not an hfagp driver checkpoint ({CHECKPOINT_FORMAT}); rerun `hfagp train`")
-    driver = build_driver_from_args(ckpt["driver"]["build"])
-    driver.load_state_dict(ckpt["driver"]["state_dict"])
-    sub = ckpt["subspace"]
-    subspace = PersonalSubspace(
-        sub["delta"].float(), sub["bases"].float().reshape(int(sub["dim"]), -1),
-        num_ws=int(sub.get("num_ws", 14)), w_dim=int(sub.get("w_dim", 512)),
-    )
-    gen = ckpt["generator"]
-    if gen["source"] == "tuned":
-        G = eg3d.TriPlaneGenerator(**dict(gen["init_kwargs"]))
-        G.load_state_dict(gen["state_dict"])
-        G.neural_rendering_resolution = int(gen["neural_rendering_resolution"])
-    else:
-        record = gen["record"]
-        if record.get("kind") == "tuned":
-            from hfagp.inversion import load_recorded_generator
-
-            G = load_recorded_generator(gen["record_path"], "cpu")
-        else:
-            G = eg3d.generator_from_config(record.get("checkpoint"), "cpu", demo_seed=int(record.get("demo_seed", 0)))
-    G.requires_grad_(False)
-    avatar = Avatar(ckpt["kind"], driver, subspace, G.eval(), int(ckpt["resolution"])).to(device).eval()
-    avatar.requires_grad_(False)
-    info = {k: v for k, v in ckpt.items() if k not in ("driver", "subspace", "generator")}
-    info["generator"] = {k: v for k, v in gen.items() if k != "state_dict"}
-    return avatar, info

@@ -16,7 +16,6 @@ from scipy.io import wavfile
 
 import hfagp.cli
 from hfagp.audio import workflow as audio_workflow
-from hfagp.errors import HfagpError
 
 
 def run_cli(monkeypatch, *argv) -> int:

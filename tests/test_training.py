@@ -120,7 +120,8 @@ def test_batch_indices_are_a_function_of_seed_and_step():
 
 @pytest.mark.parametrize("kind", ["rgb", "expression", "audio"])
 def test_driver_shapes_and_gradients(kind):
-    from hfagp.training import build_driver_from_args, driver_build_args
+    from hfagp.avatar import build_driver_from_args
+    from hfagp.training import driver_build_args
 
     settings = tiny_settings(kind)
     driver = build_driver_from_args(driver_build_args(settings, D, EXPRESSION_SIZE))
@@ -146,7 +147,7 @@ def test_driver_shapes_and_gradients(kind):
 
 
 def test_subspace_latent_is_mean_plus_weights_times_orthonormal_basis(subject):
-    from hfagp.training import build_subspace
+    from hfagp.avatar import build_subspace
 
     sub = build_subspace(subject["prior"])
     assert sub.dim == D
@@ -190,7 +191,8 @@ def test_dataset_targets_signals_and_audio_windows(subject):
 
 
 def test_a_few_steps_reduce_the_loss_and_write_everything(subject, tmp_path):
-    from hfagp.training import Trainer, setup_distributed
+    from hfagp.distributed import setup_distributed
+    from hfagp.training import Trainer
 
     torch.set_num_threads(2)
     settings = tiny_settings("expression", steps=12, tune_iter=0, batch_size=3, sample_every=6, checkpoint_every=6, log_every=2)
@@ -212,7 +214,9 @@ def test_a_few_steps_reduce_the_loss_and_write_everything(subject, tmp_path):
 
 
 def test_checkpoint_reloads_to_the_same_renders(subject, tmp_path):
-    from hfagp.training import Trainer, load_trained_avatar, setup_distributed
+    from hfagp.avatar import load_trained_avatar
+    from hfagp.distributed import setup_distributed
+    from hfagp.training import Trainer
 
     for tune_iter, source in ((0, "tuned"), (100, "reference")):
         settings = tiny_settings("rgb", steps=3, tune_iter=tune_iter)
@@ -234,7 +238,9 @@ def test_checkpoint_reloads_to_the_same_renders(subject, tmp_path):
 
 
 def test_without_ema_the_checkpoint_holds_the_last_iterate(subject, tmp_path):
-    from hfagp.training import Trainer, load_trained_avatar, setup_distributed
+    from hfagp.avatar import load_trained_avatar
+    from hfagp.distributed import setup_distributed
+    from hfagp.training import Trainer
 
     settings = tiny_settings("expression", steps=3, tune_iter=0, ema_decay=0.0)
     paths = paths_for(subject, tmp_path / "no_ema")
@@ -253,7 +259,9 @@ def test_bad_inputs_give_clear_errors(subject, tmp_path):
     import pandas as pd
 
     from hfagp.tables import write_expressions
-    from hfagp.training import Trainer, check_driving_signal, setup_distributed
+    from hfagp.avatar import check_driving_signal
+    from hfagp.distributed import setup_distributed
+    from hfagp.training import Trainer
 
     ctx = setup_distributed("cpu")
     # missing prior

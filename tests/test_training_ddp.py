@@ -16,7 +16,8 @@ WORKER = textwrap.dedent(
     """
     import hashlib, json, os, sys
     import torch
-    from hfagp.training import Trainer, TrainPaths, TrainSettings, setup_distributed
+    from hfagp.distributed import setup_distributed
+    from hfagp.training import Trainer, TrainPaths, TrainSettings
     import torch.distributed as dist
 
     subject, out, dump = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
