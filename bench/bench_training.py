@@ -7,16 +7,17 @@ Usage::
 
 Each case runs in its own process (``torch.set_num_threads(2)``) on a small
 synthetic subject, through the real :class:`hfagp.training.Trainer` step
-(driver -> subspace -> EG3D -> MSE loss -> Adam; LPIPS off, it adds its own
-cost when its weights are present). ``frozen`` = generator frozen (before
-``tune_iter``), ``tuned`` = generator fine-tuned jointly.
+(driver -> subspace -> EG3D -> MSE loss -> Adam -> weight average; LPIPS
+off, it adds its own cost when its weights are present). ``frozen`` =
+generator frozen (before ``tune_iter``), ``tuned`` = generator fine-tuned
+jointly.
 
 * ``demo-*``: the random-init 128 px demo generator at the demo settings
-  (training resolution 128; RGB encoder on 64 px crops, width 0.5, batch 2;
-  expression/audio batch 1);
+  (training resolution 128; RGB encoder on 64 px crops, width 0.5; batch 1;
+  weight average 0.99);
 * ``full512-*``: the released ffhq512-128 configuration (random weights,
   official init kwargs as in ``bench_eg3d.py``), training resolution 256,
-  RGB encoder on 256 px crops (width 1), batch 1; projected time per 1k
+  RGB encoder on 256 px crops (width 1), batch 1, weight average 0.999; projected time per 1k
   iterations = s/it x 1000.
 
 Peak memory is the process's maximum resident set size (includes the data
@@ -110,7 +111,7 @@ def run_case(case: str, steps: int) -> dict:
         demo = config == "demo"
         settings = TrainSettings(
             kind=kind, steps=10**6, tune_iter=0 if phase == "tuned" else 10**6, lr=3e-4, lpips_weight=0.0,
-            batch_size=(2 if kind == "rgb" else 1) if demo else 1, resolution=None,
+            batch_size=1, resolution=None, ema_decay=0.99 if demo else 0.999,
             rgb_resolution=64 if demo else 256, driver_width=0.5 if demo else 1.0, smoothing_start=0, smoothing_window=8,
         )
         paths = TrainPaths(output=str(root / "out" / "checkpoint.pt"), generator_json=generator_json(root, config), **subject)
