@@ -8,7 +8,7 @@ weights does not, and it is what the trained avatar is rendered with.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -22,26 +22,45 @@ def effective_decay(decay: float, updates: int) -> float:
 
 
 class WeightAverage:
-    """EMA of every floating-point tensor of ``module.state_dict()`` (parameters and buffers).
+    """EMA of the floating-point tensors of ``module.state_dict()`` (parameters and buffers).
 
-    ``update(module, updates)`` after each optimiser step; ``applied(module)``
-    temporarily loads the averaged weights into the module (for evaluation or
-    for saving) and restores the live weights afterwards.
+    ``keys`` limits it to those state-dict entries (default: every
+    floating-point one); :meth:`track` adds more later, starting from their
+    current values, e.g. a generator that was frozen until then (averaging a
+    frozen tensor would only copy it). ``update(module, updates)`` after each
+    optimiser step; ``applied(module)`` temporarily loads the averaged weights
+    into the module (for evaluation or for saving) and restores the live
+    weights afterwards. Entries that are not averaged keep their live values.
     """
 
-    def __init__(self, module: nn.Module, decay: float) -> None:
+    def __init__(self, module: nn.Module, decay: float, keys: Iterable[str] | None = None) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = float(decay)
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.dtype.is_floating_point}
+        self.shadow: dict[str, torch.Tensor] = {}
+        self.track(module, keys)
+
+    def track(self, module: nn.Module, keys: Iterable[str] | None = None) -> None:
+        """Start averaging ``keys`` of ``module.state_dict()`` (all floating-point entries if None) from their current values.
+
+        Entries already averaged keep their average; an unknown or non-floating-point key is a ``KeyError``.
+        """
+        state = module.state_dict()
+        if keys is None:
+            keys = [k for k, v in state.items() if v.dtype.is_floating_point]
+        for key in keys:
+            value = state.get(key)
+            if value is None or not value.dtype.is_floating_point:
+                raise KeyError(f"cannot average {key!r}: not a floating-point entry of the module's state dict")
+            if key not in self.shadow:
+                self.shadow[key] = value.detach().clone()
 
     @torch.no_grad()
     def update(self, module: nn.Module, updates: int) -> None:
         weight = 1.0 - effective_decay(self.decay, updates)
-        for key, value in module.state_dict().items():
-            average = self.shadow.get(key)
-            if average is not None:
-                average.lerp_(value.detach(), weight)
+        state = module.state_dict()
+        for key, average in self.shadow.items():
+            average.lerp_(state[key].detach(), weight)
 
     @contextmanager
     def applied(self, module: nn.Module) -> Iterator[nn.Module]:

@@ -278,7 +278,10 @@ class Trainer:
         trainable = list(self.model.driver.parameters()) + list(self.model.subspace.parameters())
         self.optimizer = torch.optim.Adam([{"params": trainable, "lr": settings.lr, "name": "driver"}], lr=settings.lr)
         # The rendered avatar uses a moving average of the weights (hfagp.ema): at batch 1 the last iterate is noisy.
-        self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay > 0 else None
+        # It covers what Adam trains: driver and subspace now, the generator once it is tuned (enable_tuning).
+        self.ema = (
+            WeightAverage(self.model, settings.ema_decay, keys=self._state_keys(trainable)) if settings.ema_decay > 0 else None
+        )
         self.tuning = False
         self.step = 0
         self.elapsed = 0.0
@@ -305,7 +308,14 @@ class Trainer:
             p.requires_grad_(True)
         lr = self.settings.generator_lr or self.settings.lr
         self.optimizer.add_param_group({"params": params, "lr": lr, "name": "generator"})
+        if self.ema is not None:
+            self.ema.track(self.model, self._state_keys(params))
         self.tuning = True
+
+    def _state_keys(self, params: list[nn.Parameter]) -> list[str]:
+        """The names of ``params`` in ``self.model.state_dict()``."""
+        wanted = {id(p) for p in params}
+        return [name for name, p in self.model.named_parameters() if id(p) in wanted]
 
     def _wrap(self) -> None:
         """(Re-)wrap the model in DistributedDataParallel for the current set of trainable parameters."""

@@ -67,3 +67,29 @@ def test_state_round_trip_and_mismatch():
         WeightAverage(nn.Sequential(nn.Linear(2, 2)), 0.99).load_state_dict(ema.state_dict())
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(net, decay=1.0)
+
+
+def test_keys_and_track_choose_what_is_averaged():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    ema = WeightAverage(net, decay=0.5, keys=["0.weight", "0.bias"])
+    assert set(ema.shadow) == {"0.weight", "0.bias"}
+    start = net[1].weight.detach().clone()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    ema.update(net, 100)
+    with ema.applied(net):  # entries that are not averaged keep their live values
+        torch.testing.assert_close(net[0].bias, ema.shadow["0.bias"])
+        torch.testing.assert_close(net[1].weight, start + 1.0)
+    ema.track(net, ["1.weight"])  # starts from the current value; existing averages are kept
+    torch.testing.assert_close(ema.shadow["1.weight"], start + 1.0)
+    before = ema.shadow["0.weight"].clone()
+    ema.track(net)  # every floating-point entry
+    assert set(ema.shadow) == {"0.weight", "0.bias", "1.weight", "1.bias"} and torch.equal(ema.shadow["0.weight"], before)
+    with pytest.raises(KeyError, match="cannot average"):
+        ema.track(net, ["2.weight"])
+    # a state saved with more entries (e.g. the generator, once tuned) loads into a narrower average
+    narrow = WeightAverage(net, decay=0.5, keys=["1.bias"])
+    narrow.load_state_dict(ema.state_dict())
+    assert torch.equal(narrow.shadow["1.bias"], ema.shadow["1.bias"])

@@ -237,6 +237,33 @@ def test_checkpoint_reloads_to_the_same_renders(subject, tmp_path):
         assert info["metrics"]["weights"].startswith("moving average")
 
 
+def test_weight_average_covers_what_adam_trains(subject, tmp_path):
+    from hfagp.avatar import generator_trainable
+    from hfagp.distributed import setup_distributed
+    from hfagp.ema import effective_decay
+    from hfagp.training import Trainer
+
+    settings = tiny_settings("expression", steps=4, tune_iter=2, ema_decay=0.9)
+    trainer = Trainer(settings, paths_for(subject, tmp_path / "ema_keys"), setup_distributed("cpu"))
+
+    def trained() -> set:
+        return {name for name, p in trainer.model.named_parameters() if p.requires_grad}
+
+    # the frozen generator is not averaged (it would only be copied) until it joins the optimisation
+    assert set(trainer.ema.shadow) == trained() and not any(k.startswith("generator.") for k in trained())
+    key = "generator." + generator_trainable(trainer.model.generator)[0][0]
+    expected = trainer.model.state_dict()[key].clone()
+    for step in range(4):
+        trainer.train_step()
+        if step >= settings.tune_iter:  # the average starts at the frozen value
+            d = effective_decay(settings.ema_decay, step)
+            expected = d * expected + (1 - d) * trainer.model.state_dict()[key]
+    assert set(trainer.ema.shadow) == trained() and key in trained()
+    assert not any(k.startswith("generator.backbone.mapping.") for k in trainer.ema.shadow)
+    torch.testing.assert_close(trainer.ema.shadow[key], expected, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(trainer.ema.shadow[key], trainer.model.state_dict()[key])
+
+
 def test_without_ema_the_checkpoint_holds_the_last_iterate(subject, tmp_path):
     from hfagp.avatar import load_trained_avatar
     from hfagp.distributed import setup_distributed
