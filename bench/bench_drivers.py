@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hfagp.drivers import AudioDriver, ExpressionMLP, RGBEncoder  # noqa: E402
-from hfagp.subspace import PersonalSubspace  # noqa: E402
+from hfagp.avatar.drivers import AudioDriver, ExpressionMLP, RGBEncoder  # noqa: E402
+from hfagp.avatar.subspace import PersonalSubspace  # noqa: E402
 
 WARMUP_CALLS = 2
 

@@ -1,4 +1,4 @@
-"""Benchmark: the joint morphable-model fit (hfagp.expression_fit), milliseconds per frame.
+"""Benchmark: the joint morphable-model fit (hfagp.face3d.fit), milliseconds per frame.
 
 Two inputs: synthetic sequences made by the model itself (F = 120, 1000, 5000
 frames, 0.5 px noise) and the demo video's landmarks when a preprocessed
@@ -21,9 +21,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
 
-from hfagp import geometry as geo  # noqa: E402
-from hfagp.expression_fit import FitSettings, fit_sequence, initial_poses, project  # noqa: E402
-from hfagp.morphable import sparse_model  # noqa: E402
+from hfagp.face3d import geometry as geo  # noqa: E402
+from hfagp.face3d.fit import FitSettings, fit_sequence, initial_poses, project  # noqa: E402
+from hfagp.face3d.morphable import sparse_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

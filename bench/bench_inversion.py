@@ -7,7 +7,7 @@ Usage::
 
 ``torch.set_num_threads(2)``, random weights, MSE loss (LPIPS adds its own
 cost when its weights are present), deterministic rendering, the real
-``hfagp.inversion_core.invert`` loop. ``demo`` is the random-init 128 px demo
+``hfagp.prior.inversion.invert`` loop. ``demo`` is the random-init 128 px demo
 generator; ``full512`` is the released ffhq512-128 configuration (official
 init kwargs as in bench_eg3d.py). A warm-up step precedes the timed steps.
 Per frame = s/step x steps (demo config: 60, full: 500) / batch.
@@ -41,8 +41,8 @@ def build(config: str):
 def run_case(name: str, steps: int) -> dict:
     import torch
 
-    from hfagp.inversion_core import InversionSettings, frontal_labels, invert, w_statistics
-    from hfagp.losses import LossWeights, PhotometricLoss
+    from hfagp.losses.photometric import LossWeights, PhotometricLoss
+    from hfagp.prior.inversion import InversionSettings, frontal_labels, invert, w_statistics
 
     torch.set_num_threads(2)
     config, batch, config_steps = CASES[name]

@@ -1,4 +1,4 @@
-"""Benchmark ``hfagp.lpips`` on CPU: time per LPIPS call, batch 1, 2 threads.
+"""Benchmark ``hfagp.losses.lpips`` on CPU: time per LPIPS call, batch 1, 2 threads.
 
 Usage::
 
@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hfagp.lpips import load_lpips, seeded_backbone_state  # noqa: E402
+from hfagp.losses.lpips import load_lpips, seeded_backbone_state  # noqa: E402
 
 WARMUP_CALLS = 2
 

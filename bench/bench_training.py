@@ -6,7 +6,7 @@ Usage::
     .venv/bin/python bench/bench_training.py --cases demo-expression-tuned --steps 10
 
 Each case runs in its own process (``torch.set_num_threads(2)``) on a small
-synthetic subject, through the real :class:`hfagp.training.Trainer` step
+synthetic subject, through the real :class:`hfagp.avatar.training.Trainer` step
 (driver -> subspace -> EG3D -> MSE loss -> Adam -> weight average; LPIPS
 off, it adds its own cost when its weights are present). ``frozen`` =
 generator frozen (before ``tune_iter``), ``tuned`` = generator fine-tuned
@@ -46,10 +46,10 @@ def make_subject(root: Path, frames: int = 12, dim: int = 50) -> dict:
     import numpy as np
     import pandas as pd
 
-    from hfagp import atomic
-    from hfagp import geometry as geo
-    from hfagp.frames import write_rgb
-    from hfagp.tables import write_expressions, write_split
+    from hfagp.eg3d import camera
+    from hfagp.io import atomic
+    from hfagp.io.images import write_rgb
+    from hfagp.io.tables import write_expressions, write_split
 
     rng = np.random.default_rng(0)
     (root / "crops").mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def make_subject(root: Path, frames: int = 12, dim: int = 50) -> dict:
     for f in range(frames):
         image = np.kron(rng.integers(0, 255, (16, 16, 3)), np.ones((32, 32, 1))).astype(np.uint8)
         write_rgb(root / "crops" / f"{f:06d}.png", image)
-        label = geo.camera_label(geo.look_at_cam2world(yaw_deg=-10 + 2 * f))
+        label = camera.camera_label(camera.look_at_cam2world(yaw_deg=-10 + 2 * f))
         rows.append({"frame": f, "name": f"{f:06d}.png", "flag": "ok", "label": label.tolist()})
     atomic.write_parquet(root / "cameras.parquet", pd.DataFrame(rows))
     write_split(root / "split.json", list(range(frames - 2)), [frames - 2, frames - 1], source="bench")
@@ -74,14 +74,14 @@ def make_subject(root: Path, frames: int = 12, dim: int = 50) -> dict:
 
 
 def generator_json(root: Path, config: str) -> str:
-    from hfagp import atomic
+    from hfagp.io import atomic
 
     if config == "demo":
         record = {"kind": "demo", "checkpoint": None, "demo_seed": 0, "tuned": None}
     else:
         import torch
-
         from bench_eg3d import _full512_kwargs
+
         from hfagp.eg3d import TriPlaneGenerator, save_generator
 
         kwargs, nrr = _full512_kwargs()
@@ -99,8 +99,9 @@ def run_case(case: str, steps: int) -> dict:
 
     import torch
 
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer, TrainPaths, TrainSettings
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.settings import TrainPaths, TrainSettings
+    from hfagp.avatar.training import Trainer
 
     logging.getLogger("hfagp").setLevel(logging.ERROR)
     torch.set_num_threads(2)

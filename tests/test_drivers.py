@@ -1,4 +1,4 @@
-"""Driver networks (hfagp.drivers): shapes, gradients, scales, AudioNet/attention behaviour, parameter counts."""
+"""Driver networks (hfagp.avatar.drivers): shapes, gradients, scales, AudioNet/attention behaviour, parameter counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hfagp.drivers import (
+from hfagp.avatar.drivers import (
     DRIVER_KINDS,
     AudioAttention,
     AudioDriver,

@@ -12,11 +12,10 @@ import json
 
 import pytest
 import torch
+from conftest import require_fixture
 
 from hfagp import eg3d
 from hfagp.eg3d import renderer
-
-from conftest import require_fixture
 
 WS_ATOL = 1e-5
 IMAGE_ATOL = 1e-4

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hfagp.eg3d import layers, renderer
+from hfagp.eg3d import layers, renderer, triplane
 from hfagp.eg3d.mapping import MappingNetwork
 
 
@@ -194,7 +194,7 @@ def reference_triplanes(planes: torch.Tensor, points: torch.Tensor, box_warp: fl
     """Official-style sampling: project with inv(axes), grid_sample each plane, mean."""
     n, n_planes, c, h, w = planes.shape
     coords = (2 / box_warp) * points
-    inv_axes = torch.linalg.inv(renderer.PLANE_AXES)
+    inv_axes = torch.linalg.inv(triplane.PLANE_AXES)
     proj = torch.einsum("npk,qkl->nqpl", coords, inv_axes)[..., :2]  # [N, 3, P, 2]
     out = F.grid_sample(
         planes.reshape(n * n_planes, c, h, w), proj.reshape(n * n_planes, 1, -1, 2), align_corners=False
@@ -209,14 +209,14 @@ def test_sample_triplanes_matches_grid_sample(channels_last):
         planes = planes.contiguous(memory_format=torch.channels_last)
     planes = planes.view(2, 3, 32, 16, 12)
     points = (torch.rand(2, 500, 3) - 0.5) * 1.3  # some outside the box -> zero padding
-    out = renderer.sample_triplanes(planes, points, box_warp=1.0)
+    out = triplane.sample_triplanes(planes, points, box_warp=1.0)
     torch.testing.assert_close(out, reference_triplanes(planes, points, 1.0), atol=1e-5, rtol=1e-5)
 
 
 def test_sample_triplanes_gradient_matches_grid_sample():
     planes = torch.randn(1, 3, 4, 8, 8, requires_grad=True)
     points = (torch.rand(1, 200, 3) - 0.5) * 1.2
-    g1 = torch.autograd.grad(renderer.sample_triplanes(planes, points, 1.0).square().sum(), planes)[0]
+    g1 = torch.autograd.grad(triplane.sample_triplanes(planes, points, 1.0).square().sum(), planes)[0]
     g2 = torch.autograd.grad(reference_triplanes(planes, points, 1.0).square().sum(), planes)[0]
     torch.testing.assert_close(g1, g2, atol=1e-5, rtol=1e-5)
 
@@ -272,7 +272,7 @@ def test_smooth_importance_weights():
 
 def test_chunked_rendering_gradients_equal_single_chunk(monkeypatch):
     """The chunks' gathers share one gradient sink; the result must not depend on the chunking."""
-    decoder = renderer.OSGDecoder(32)
+    decoder = triplane.OSGDecoder(32)
     planes = torch.randn(2, 3, 32, 16, 16, requires_grad=True)
     origins, directions = renderer.sample_rays(
         torch.tensor([[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 2.7], [0, 0, 0, 1.0]]).expand(2, 4, 4),

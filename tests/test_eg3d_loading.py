@@ -12,12 +12,11 @@ import types
 import numpy as np
 import pytest
 import torch
+from conftest import require_fixture
 
 from hfagp import eg3d
-from hfagp.eg3d import loading
+from hfagp.eg3d import official_pickle
 from hfagp.errors import HfagpError
-
-from conftest import require_fixture
 
 
 @pytest.fixture(scope="module")
@@ -190,14 +189,14 @@ def test_numpy_scalar_names_of_numpy1_and_numpy2_are_accepted():
     modern = pickle.dumps(np.float64(0.125), protocol=4)  # numpy 2 writes numpy._core.multiarray.scalar
     legacy = _rename_global_module(modern, "numpy._core.multiarray", "numpy.core.multiarray")
     for data in (modern, legacy):
-        value = loading.SafeNetworkUnpickler(io.BytesIO(data)).load()
+        value = official_pickle.SafeNetworkUnpickler(io.BytesIO(data)).load()
         assert isinstance(value, np.float64) and value == 0.125
 
 
 def test_unpickler_stubs_never_run_module_source(official_like_pickle):
     meta = persistent_meta("TriPlaneGenerator", module_src="import os\nos.system('exit 1')\n")
-    obj = loading.SafeNetworkUnpickler(io.BytesIO(official_like_pickle({"G_ema": meta}))).load()["G_ema"]
-    assert isinstance(obj, loading.PersistentObject)
+    obj = official_pickle.SafeNetworkUnpickler(io.BytesIO(official_like_pickle({"G_ema": meta}))).load()["G_ema"]
+    assert isinstance(obj, official_pickle.PersistentObject)
     assert obj.class_name == "TriPlaneGenerator"
     assert obj.module_src_chars == len(meta["module_src"])
 

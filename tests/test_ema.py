@@ -1,4 +1,4 @@
-"""hfagp.ema: the moving average of the weights the trained avatar is rendered with."""
+"""hfagp.avatar.ema: the moving average of the weights the trained avatar is rendered with."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hfagp.ema import WeightAverage, effective_decay
+from hfagp.avatar.ema import WeightAverage, effective_decay
 
 
 def test_effective_decay_warms_up_then_caps():

@@ -16,10 +16,10 @@ from skimage import data
 
 from hfagp import cli
 from hfagp.errors import HfagpError
-from hfagp.evaluation import DEMO_PRIOR, generator_prior, run_evaluate
-from hfagp.frames import write_rgb
-from hfagp.lpips import seeded_backbone_state
-from hfagp.tables import write_split
+from hfagp.evaluate.scoring import DEMO_PRIOR, generator_prior, run_evaluate
+from hfagp.io.images import write_rgb
+from hfagp.io.tables import write_split
+from hfagp.losses.lpips import seeded_backbone_state
 
 TEST_FRAMES = [3, 4, 5]
 
@@ -119,7 +119,7 @@ def test_generator_prior_descriptions():
 
 
 def test_cli(subject, tmp_path, monkeypatch):
-    assert {"hfagp.evaluation", "hfagp.paper_table"} <= set(cli._COMMAND_MODULES)
+    assert "hfagp.evaluate.cli" in cli._COMMAND_MODULES
     out = tmp_path / "metrics.parquet"
     argv = ["evaluate", "--renders", str(subject["renders"]), "--crops", str(subject["crops"]), "--split",
             str(subject["split"]), "--avatar-info", str(subject["avatar"]), "--lpips-weights", "None", "-o", str(out)]
@@ -135,7 +135,7 @@ def test_cli(subject, tmp_path, monkeypatch):
 
 
 def test_modules_do_not_import_torch():
-    code = ("import sys, hfagp.evaluation, hfagp.paper_table, hfagp.metrics, hfagp.niqe, hfagp.video; "
+    code = ("import sys, hfagp.evaluate.scoring, hfagp.evaluate.paper_table, hfagp.evaluate.metrics, hfagp.evaluate.niqe, hfagp.io.video; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 from dataset_layouts import opencv_pose, random_image, to_opengl, write_hfagp
 
-from hfagp import atomic, geometry as geo
 from hfagp.cli import main
 from hfagp.datasets.cli import run_import
 from hfagp.datasets.export import export_hfagp
+from hfagp.eg3d import camera
 from hfagp.errors import HfagpError
-from hfagp.frames import read_rgb, write_rgb
-from hfagp.tables import read_expressions, write_split
+from hfagp.io import atomic
+from hfagp.io.images import read_rgb, write_rgb
+from hfagp.io.tables import read_expressions, write_split
 
 ARTIFACTS = ("frames.parquet", "cameras.parquet", "dataset.json", "split.json", "expressions.parquet",
              "audio_features.npy")
@@ -78,7 +79,7 @@ def test_import_export_import_is_identical(tmp_path, mode):
     # transform_matrix: the label's pose in NeRF/OpenGL axes
     first_k = written.ids.index(train["frames"][0]["img_id"]) if mode == "audio" else 0
     assert np.allclose(train["frames"][0]["transform_matrix"], to_opengl(written.poses[first_k]))
-    assert train["intrinsics"][0] == pytest.approx(geo.FOCAL_NORMALISED * 512) and train["cx"] == 256
+    assert train["intrinsics"][0] == pytest.approx(camera.FOCAL_NORMALISED * 512) and train["cx"] == 256
 
 
 def _pipeline_subject(root, frames=5):
@@ -88,7 +89,7 @@ def _pipeline_subject(root, frames=5):
     with atomic.atomic_directory(root / "crops") as tmp:
         for f in range(frames):
             write_rgb(tmp / f"{f:06d}.png", random_image(rng, 512, 512))
-            rows.append({"frame": f, "name": f"{f:06d}.png", "flag": "ok", "label": geo.camera_label(opencv_pose(f))})
+            rows.append({"frame": f, "name": f"{f:06d}.png", "flag": "ok", "label": camera.camera_label(opencv_pose(f))})
     atomic.write_parquet(root / "cameras.parquet", pd.DataFrame(rows))
     write_split(root / "split.json", [0, 1, 2], [3, 4], "last 40% of frames")
 
@@ -98,7 +99,7 @@ def test_export_of_a_pipeline_subject(tmp_path):
     export_hfagp(tmp_path / "S", tmp_path / "out")
     labels = json.loads((tmp_path / "out" / "test" / "cropped_images" / "test.json").read_text())["labels"]
     assert [n for n, _ in labels] == ["000003.png", "000004.png"]
-    assert np.allclose(labels[1][1], geo.camera_label(opencv_pose(4)))
+    assert np.allclose(labels[1][1], camera.camera_label(opencv_pose(4)))
     val = json.loads((tmp_path / "out" / "transforms_val.json").read_text())
     assert [f["file_path"] for f in val["frames"]] == ["./test/000003", "./test/000004"]
     assert "expression" not in val["frames"][0] and "img_id" not in val["frames"][0]
@@ -107,7 +108,7 @@ def test_export_of_a_pipeline_subject(tmp_path):
     # and it imports back with the same labels
     run_import("hfagp", tmp_path / "out", tmp_path / "S2")
     back = pd.read_parquet(tmp_path / "S2" / "cameras.parquet")
-    assert np.allclose(np.stack(back.label), [geo.camera_label(opencv_pose(f)) for f in range(5)])
+    assert np.allclose(np.stack(back.label), [camera.camera_label(opencv_pose(f)) for f in range(5)])
 
 
 def test_export_errors(tmp_path):

@@ -1,22 +1,14 @@
-"""The sparse morphable model and its joint fit (hfagp.morphable, hfagp.expression_fit)."""
+"""The sparse morphable model and its joint fit (hfagp.face3d.morphable, hfagp.face3d.fit)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hfagp import geometry as geo
-from hfagp.expression_fit import (
-    FitSettings,
-    _Problem,
-    fit_sequence,
-    project,
-    rotation_angle_deg,
-    rotation_exp,
-    skew,
-)
-from hfagp.face_model import extract_5p, landmark_model_68
-from hfagp.morphable import N_EXPRESSION, N_IDENTITY, sparse_model
+from hfagp.face3d import geometry as geo
+from hfagp.face3d.face_model import extract_5p, landmark_model_68
+from hfagp.face3d.fit import FitSettings, _Problem, fit_sequence, project, rotation_angle_deg, rotation_exp, skew
+from hfagp.face3d.morphable import N_EXPRESSION, N_IDENTITY, sparse_model
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from media import DEMO_VIDEO
 from PIL import Image
 
 from hfagp.cli import main
-from hfagp.split import tail_split
-from hfagp.tables import read_expressions, read_split, write_expressions
+from hfagp.io.tables import read_expressions, read_split, write_expressions
+from hfagp.preprocess.split import tail_split
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Stage frames: decoding, selection, bad input (hfagp.frames)."""
+"""Stage frames: decoding, selection, bad input (hfagp.preprocess.frames)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 from media import demo_video, numbered_frames, write_video, write_wav
 
 from hfagp.errors import HfagpError
-from hfagp.frames import FrameSelection, extract_frames, read_rgb, video_info
+from hfagp.io.images import read_rgb
+from hfagp.preprocess.frames import FrameSelection, extract_frames, video_info
 
 
 def test_extracts_every_frame_with_timestamps(tmp_path):

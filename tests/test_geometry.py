@@ -1,12 +1,13 @@
-"""Camera geometry: labels, pose solve, conventions (hfagp.geometry, hfagp.face_model)."""
+"""Camera geometry: labels, pose solve, conventions (hfagp.face3d.geometry, hfagp.face3d.face_model)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hfagp import geometry as geo
-from hfagp.face_model import INNER_51, LM3D_STD_5, MIRROR_68, extract_5p, landmark_model_68, umeyama_similarity
+from hfagp.eg3d import camera
+from hfagp.face3d import geometry as geo
+from hfagp.face3d.face_model import INNER_51, LM3D_STD_5, MIRROR_68, extract_5p, landmark_model_68, umeyama_similarity
 
 SPEC_FRONTAL = np.array(
     [1, 0, 0, 0, 0, -1, 0, 0, 0, 0, -1, 2.7, 0, 0, 0, 1, 4.2647, 0, 0.5, 0, 4.2647, 0.5, 0, 0, 1], dtype=float
@@ -18,15 +19,15 @@ def synthetic_pose(pitch: float, yaw: float, roll: float, translation=(0.05, -0.
 
 
 def test_frontal_label_matches_spec():
-    np.testing.assert_array_equal(geo.frontal_camera_label(), SPEC_FRONTAL)
-    np.testing.assert_allclose(geo.camera_label(geo.look_at_cam2world(0.0, 0.0)), SPEC_FRONTAL, atol=1e-12)
+    np.testing.assert_array_equal(camera.frontal_camera_label(), SPEC_FRONTAL)
+    np.testing.assert_allclose(camera.camera_label(camera.look_at_cam2world(0.0, 0.0)), SPEC_FRONTAL, atol=1e-12)
 
 
 def test_look_at_yaw_moves_camera_toward_plus_x_and_looks_at_pivot():
-    cam2world = geo.look_at_cam2world(yaw_deg=30.0)
+    cam2world = camera.look_at_cam2world(yaw_deg=30.0)
     assert cam2world[0, 3] > 1.0
     assert np.linalg.norm(cam2world[:3, 3]) == pytest.approx(2.7)
-    to_pivot = geo.CAMERA_PIVOT - cam2world[:3, 3]
+    to_pivot = camera.CAMERA_PIVOT - cam2world[:3, 3]
     np.testing.assert_allclose(cam2world[:3, 2], to_pivot / np.linalg.norm(to_pivot), atol=1e-12)
     np.testing.assert_allclose(cam2world[:3, :3] @ cam2world[:3, :3].T, np.eye(3), atol=1e-12)
 
@@ -127,16 +128,16 @@ def test_cam2world_radius_and_rotation():
 def test_frontal_face_gives_the_spec_camera():
     # A frontal face at the distance that EG3D's radius normalisation keeps.
     pose = synthetic_pose(0, 0, 0, translation=(0.0, 0.0, (2.7 - 0.161) / 0.27))
-    label = geo.camera_label(geo.pose_to_cam2world(pose, radius=2.7))
+    label = camera.camera_label(geo.pose_to_cam2world(pose, radius=2.7))
     np.testing.assert_allclose(label, SPEC_FRONTAL, atol=0.01)
 
 
 def test_label_projection_matches_the_solved_pose_without_normalisation():
     model = landmark_model_68()
     pose = synthetic_pose(-7, 12, 4)
-    label = geo.camera_label(geo.pose_to_cam2world(pose, radius=None))
+    label = camera.camera_label(geo.pose_to_cam2world(pose, radius=None))
     np.testing.assert_allclose(
-        geo.project_with_label(label, geo.bfm_to_world(model)), geo.project_points(pose, model), atol=1e-6
+        camera.project_with_label(label, geo.bfm_to_world(model)), geo.project_points(pose, model), atol=1e-6
     )
 
 

@@ -12,8 +12,8 @@ from dataset_layouts import write_adnerf
 from hfagp.cli import main
 from hfagp.datasets.cli import run_import
 from hfagp.errors import HfagpError
-from hfagp.frames import read_rgb
-from hfagp.tables import read_split
+from hfagp.io.images import read_rgb
+from hfagp.io.tables import read_split
 
 
 def test_adnerf_import_maps_ids_audio_and_cameras(tmp_path):

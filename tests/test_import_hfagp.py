@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from dataset_layouts import random_image, write_hfagp, write_image
 
-from hfagp import geometry as geo
-from hfagp.align import read_cameras
 from hfagp.cli import main
 from hfagp.datasets.cli import run_import
+from hfagp.eg3d import camera
 from hfagp.errors import HfagpError
-from hfagp.frames import read_rgb
-from hfagp.tables import read_expressions, read_split
+from hfagp.face3d import geometry as geo
+from hfagp.io.images import read_rgb
+from hfagp.io.tables import read_cameras, read_expressions, read_split
 
 
 def test_3dmm_mode_imports_crops_labels_expressions(tmp_path):
@@ -58,7 +58,7 @@ def test_3dmm_mode_imports_crops_labels_expressions(tmp_path):
 def test_frontal_label_gives_zero_angles(tmp_path):
     root = tmp_path / "ds" / "train" / "cropped_images"
     write_image(root / "a.png", random_image(np.random.default_rng(0), 512, 512))
-    (root / "test.json").write_text(json.dumps({"labels": [["a.png", geo.frontal_camera_label().tolist()]]}))
+    (root / "test.json").write_text(json.dumps({"labels": [["a.png", camera.frontal_camera_label().tolist()]]}))
     run_import("hfagp", tmp_path / "ds", tmp_path / "S")
     cameras, _ = read_cameras(tmp_path / "S" / "cameras.parquet")
     assert np.allclose([cameras.pitch[0], cameras.yaw[0], cameras.roll[0]], 0) and cameras.radius[0] == 2.7

@@ -11,10 +11,10 @@ from dataset_layouts import write_image, write_nerface
 
 from hfagp.cli import main
 from hfagp.datasets.cli import run_import
-from hfagp.datasets.common import read_parquet_metadata
+from hfagp.datasets.writer import read_parquet_metadata
 from hfagp.errors import HfagpError
-from hfagp.frames import read_rgb
-from hfagp.tables import read_expressions, read_split
+from hfagp.io.images import read_rgb
+from hfagp.io.tables import read_expressions, read_split
 
 
 def test_nerface_import_round_trips_every_field(tmp_path):

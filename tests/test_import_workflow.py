@@ -12,7 +12,7 @@ from media import demo_frames
 from PIL import Image
 from test_workflow import run_snakemake
 
-from hfagp.tables import read_expressions, read_split
+from hfagp.io.tables import read_expressions, read_split
 
 N_FRAMES = 16
 

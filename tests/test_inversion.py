@@ -10,18 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from hfagp import geometry as geo
-from hfagp.inversion_core import (
-    InversionSettings,
-    frontal_labels,
-    invert,
-    lr_at,
-    noise_at,
-    render,
-    w_statistics,
-    yaw_offset_label,
-)
-from hfagp.losses import LossWeights, PhotometricLoss
+from hfagp.eg3d import camera
+from hfagp.eg3d.camera import yaw_offset_label
+from hfagp.losses.photometric import LossWeights, PhotometricLoss
+from hfagp.prior.inversion import InversionSettings, frontal_labels, invert, lr_at, noise_at, render, w_statistics
 
 
 class ToyGenerator(nn.Module):
@@ -113,10 +105,10 @@ def test_learning_rate_and_noise_schedules():
 
 
 def test_yaw_offset_keeps_distance_and_turns_about_the_pivot():
-    label = geo.camera_label(geo.look_at_cam2world(5.0, -3.0))
+    label = camera.camera_label(camera.look_at_cam2world(5.0, -3.0))
     turned = yaw_offset_label(label, 20.0)
     c0, c1 = label[:16].reshape(4, 4), turned[:16].reshape(4, 4)
-    p = geo.CAMERA_PIVOT
+    p = camera.CAMERA_PIVOT
     assert np.linalg.norm(c1[:3, 3] - p) == pytest.approx(np.linalg.norm(c0[:3, 3] - p))
     np.testing.assert_allclose(c1[:3, :3] @ c1[:3, :3].T, np.eye(3), atol=1e-12)
     a, b = c0[[0, 2], 3] - p[[0, 2]], c1[[0, 2], 3] - p[[0, 2]]

@@ -1,4 +1,4 @@
-"""Stage landmarks: tracking, gap filling, smoothing, coverage (hfagp.landmarks)."""
+"""Stage landmarks: tracking, gap filling, smoothing, coverage (hfagp.preprocess.landmarks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from media import demo_frames
 
 from hfagp.errors import HfagpError
-from hfagp.landmarks import (
+from hfagp.preprocess.landmarks import (
     DetectorSettings,
     FaceTracker,
     check_coverage,

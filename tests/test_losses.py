@@ -1,4 +1,4 @@
-"""hfagp.losses: MSE + LPIPS (+ SSIM), and the loud MSE fallback when LPIPS weights are absent."""
+"""hfagp.losses.photometric: MSE + LPIPS (+ SSIM), and the loud MSE fallback when LPIPS weights are absent."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from hfagp import losses
 from hfagp.errors import HfagpError
-from hfagp.losses import LossWeights, PhotometricLoss, loss_from_config, ssim
-from hfagp.lpips import seeded_backbone_state
+from hfagp.losses import photometric as losses
+from hfagp.losses.lpips import seeded_backbone_state
+from hfagp.losses.photometric import LossWeights, PhotometricLoss, loss_from_config, ssim
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def alex_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def warnings_log(monkeypatch):
-    """Fresh once-per-process flag and a handler collecting hfagp.losses records."""
+    """Fresh once-per-process flag and a handler collecting hfagp.losses.photometric records."""
     monkeypatch.setattr(losses, "_WARNED_LPIPS_MISSING", False)
     records: list[logging.LogRecord] = []
 

@@ -1,4 +1,4 @@
-"""hfagp.lpips: torchvision-compatible backbones, LPIPS v0.1 maths, weight-file handling.
+"""hfagp.losses.lpips: torchvision-compatible backbones, LPIPS v0.1 maths, weight-file handling.
 
 The backbone weights used here are numpy-seeded stand-ins written with
 torchvision's key names (``seeded_backbone_state``); they are not LPIPS and
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from hfagp.errors import HfagpError
-from hfagp.lpips import (
+from hfagp.losses.lpips import (
     BACKBONE_FILES,
     BACKBONE_URLS,
     LPIPS,

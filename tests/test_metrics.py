@@ -1,4 +1,4 @@
-"""hfagp.metrics: PSNR, SSIM, L1, AKD and LPIPS loading against known values."""
+"""hfagp.evaluate.metrics: PSNR, SSIM, L1, AKD and LPIPS loading against known values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from hfagp import metrics
+from hfagp.evaluate import metrics
 
 
 def image(seed: int = 0, shape=(48, 64, 3)) -> np.ndarray:
@@ -89,7 +89,7 @@ def test_lpips_absent_gives_reason_not_number(tmp_path):
 def test_lpips_with_seeded_backbone(tmp_path):
     import torch
 
-    from hfagp.lpips import seeded_backbone_state
+    from hfagp.losses.lpips import seeded_backbone_state
 
     path = tmp_path / "alex.pth"
     torch.save(seeded_backbone_state("alex", 0), path)

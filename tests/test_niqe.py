@@ -1,4 +1,4 @@
-"""hfagp.niqe: NIQE on a real photograph (scikit-image's astronaut) and its distorted versions."""
+"""hfagp.evaluate.niqe: NIQE on a real photograph (scikit-image's astronaut) and its distorted versions."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from hfagp import niqe
 from hfagp.errors import HfagpError
+from hfagp.evaluate import niqe
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from hfagp.errors import HfagpError
-from hfagp.paper_table import FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE, run_paper_table
+from hfagp.evaluate.paper_table import FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE, run_paper_table
 
 
 def stats(mean, std, count=10):

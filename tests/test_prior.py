@@ -8,7 +8,7 @@ import torch
 
 from hfagp.cli import main
 from hfagp.errors import HfagpError
-from hfagp.prior import fit_prior, read_prior
+from hfagp.prior.pca import fit_prior, read_prior
 
 
 def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:

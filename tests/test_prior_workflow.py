@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from media import DEMO_VIDEO
 from PIL import Image
 
-from hfagp import geometry as geo
-from hfagp.tables import write_expressions, write_split
-
-import subprocess
-import sys
-from pathlib import Path
-
-import yaml
+from hfagp.eg3d import camera
+from hfagp.io.tables import write_expressions, write_split
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -55,7 +53,7 @@ def write_upstream(subject_dir: Path, n: int = 5) -> None:
         Image.fromarray(image).save(subject_dir / "crops" / f"{f:06d}.png")
         yaw, pitch = rng.normal(0, 8), rng.normal(0, 4)
         rows.append({"frame": f, "name": f"{f:06d}.png", "yaw": yaw, "pitch": pitch, "roll": 0.0,
-                     "label": geo.camera_label(geo.look_at_cam2world(yaw, pitch))})
+                     "label": camera.camera_label(camera.look_at_cam2world(yaw, pitch))})
     pd.DataFrame(rows).to_parquet(subject_dir / "cameras.parquet")
     write_split(subject_dir / "split.json", list(range(n - 1)), [n - 1], "synthetic")
     table = pd.DataFrame({"frame": range(n), "flag": "ok", "expression": list(rng.normal(size=(n, 4)))})

@@ -1,4 +1,4 @@
-"""Camera paths and bookkeeping of the render stage (hfagp.render); end to end in test_pipeline_end_to_end."""
+"""Camera paths and bookkeeping of the render stage (hfagp.evaluate.render); end to end in test_pipeline_end_to_end."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hfagp import geometry as geo
-from hfagp.render import audio_track, generator_description, novel_labels, orbit, to_uint8, yaw_sweep
+from hfagp.eg3d import camera
+from hfagp.evaluate.render import audio_track, generator_description, novel_labels, orbit, to_uint8, yaw_sweep
 
 
 def test_yaw_sweep_spans_plus_minus_30_degrees_at_pitch_0():
     angles = yaw_sweep(7)
     assert angles[0] == (-30.0, 0.0) and angles[-1] == (30.0, 0.0) and angles[3] == (0.0, 0.0)
     labels = novel_labels(angles)
-    np.testing.assert_allclose(labels[3], geo.frontal_camera_label(), atol=1e-6)
+    np.testing.assert_allclose(labels[3], camera.frontal_camera_label(), atol=1e-6)
     # Every camera sits at radius 2.7 and looks at the pivot; yaw moves it toward +x.
     centres = labels[:, :16].reshape(-1, 4, 4)[:, :3, 3]
     np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 2.7, atol=1e-5)
@@ -58,7 +58,7 @@ def test_check_signal_rejects_expressions_of_another_model():
     from types import SimpleNamespace
 
     from hfagp.errors import HfagpError
-    from hfagp.render import check_signal
+    from hfagp.evaluate.render import check_signal
 
     info = {"kind": "expression", "signal": {"expression_size": 10, "expression_model": "3ddfa-bfm68"}}
     check_signal(info, SimpleNamespace(expressions={0: np.zeros(10), 1: np.ones(10)}), "e.parquet")

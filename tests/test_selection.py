@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hfagp import geometry as geo
 from hfagp.cli import main
+from hfagp.eg3d import camera
 from hfagp.errors import HfagpError
-from hfagp.selection import farthest_point_order, select_frames
-from hfagp.tables import write_expressions, write_split
+from hfagp.io.tables import write_expressions, write_split
+from hfagp.prior.selection import farthest_point_order, select_frames
 
 
 def write_inputs(folder, n=40, test=8, expression_size=6, seed=0):
@@ -23,7 +23,7 @@ def write_inputs(folder, n=40, test=8, expression_size=6, seed=0):
     yaw[5], pitch[9] = 25.0, -15.0  # rare poses inside the train split
     rows = [
         {"frame": f, "name": f"{f:06d}.png", "yaw": yaw[f], "pitch": pitch[f], "roll": 0.0,
-         "label": geo.camera_label(geo.look_at_cam2world(yaw[f], pitch[f]))}
+         "label": camera.camera_label(camera.look_at_cam2world(yaw[f], pitch[f]))}
         for f in range(n)
     ]
     pd.DataFrame(rows).to_parquet(folder / "cameras.parquet")

@@ -1,4 +1,4 @@
-"""The personal subspace (hfagp.subspace): latent = delta + weights @ Q.T with Q the sign-fixed QR of the bases."""
+"""The personal subspace (hfagp.avatar.subspace): latent = delta + weights @ Q.T with Q the sign-fixed QR of the bases."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from hfagp.avatar.subspace import PersonalSubspace
 from hfagp.errors import HfagpError
-from hfagp.prior import fit_prior
-from hfagp.subspace import PersonalSubspace
+from hfagp.prior.pca import fit_prior
 
 D = 10
 SIZE = 14 * 512

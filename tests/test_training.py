@@ -1,4 +1,4 @@
-"""Stage ``train`` (hfagp.training, hfagp.train_data, hfagp.train_cli): drivers, subspace, data, a short training, errors.
+"""Stage ``train`` (hfagp.avatar.training, hfagp.avatar.data, hfagp.avatar.cli): drivers, subspace, data, a short training, errors.
 
 The tiny subjects are built here (``make_subject``; the resume and DDP tests
 import it): a few synthetic 512 crops with cameras, a split, expressions,
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from hfagp import atomic
-from hfagp import geometry as geo
+from hfagp.eg3d import camera
 from hfagp.errors import HfagpError
+from hfagp.io import atomic
 
 N_FRAMES = 8
 D = 4
@@ -28,12 +28,12 @@ EXPRESSION_SIZE = 10
 
 
 def make_subject(root: Path, frames: int = N_FRAMES, dim: int = D, expression_size: int = EXPRESSION_SIZE, audio_rows: int | None = None, seed: int = 0) -> dict:
-    """Write a tiny subject under ``root``; returns the paths (keys as :class:`hfagp.training.TrainPaths`)."""
+    """Write a tiny subject under ``root``; returns the paths (keys as :class:`hfagp.avatar.settings.TrainPaths`)."""
     import cv2
     import pandas as pd
 
-    from hfagp.frames import write_rgb
-    from hfagp.tables import write_expressions, write_split
+    from hfagp.io.images import write_rgb
+    from hfagp.io.tables import write_expressions, write_split
 
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -50,7 +50,7 @@ def make_subject(root: Path, frames: int = N_FRAMES, dim: int = D, expression_si
         image = cv2.resize((np.clip(small, 0, 1) * 255).astype(np.uint8), (512, 512), interpolation=cv2.INTER_LINEAR)
         name = f"{f:06d}.png"
         write_rgb(crops / name, image)
-        label = geo.camera_label(geo.look_at_cam2world(yaw_deg=-10 + 20 * f / max(frames - 1, 1), pitch_deg=2.0))
+        label = camera.camera_label(camera.look_at_cam2world(yaw_deg=-10 + 20 * f / max(frames - 1, 1), pitch_deg=2.0))
         rows.append({"frame": f, "name": name, "flag": "ok", "label": label.tolist()})
     atomic.write_parquet(root / "cameras.parquet", pd.DataFrame(rows))
     test = [frames - 2, frames - 1]
@@ -86,7 +86,7 @@ def make_subject(root: Path, frames: int = N_FRAMES, dim: int = D, expression_si
 
 def tiny_settings(kind: str = "expression", **overrides):
     """Small, fast settings: 32 px training images (the 128 px demo render average-pooled), 32 px RGB input."""
-    from hfagp.training import TrainSettings
+    from hfagp.avatar.settings import TrainSettings
 
     values = dict(
         kind=kind, steps=6, tune_iter=3, lr=1e-3, batch_size=2, resolution=32, rgb_resolution=32, driver_width=0.25,
@@ -97,7 +97,7 @@ def tiny_settings(kind: str = "expression", **overrides):
 
 
 def paths_for(subject: dict, out: Path):
-    from hfagp.training import TrainPaths
+    from hfagp.avatar.settings import TrainPaths
 
     return TrainPaths(output=str(Path(out) / "checkpoint.pt"), **subject)
 
@@ -108,7 +108,7 @@ def subject(tmp_path_factory) -> dict:
 
 
 def test_batch_indices_are_a_function_of_seed_and_step():
-    from hfagp.training import batch_indices
+    from hfagp.avatar.data import batch_indices
 
     a = [batch_indices(0, s, 7, 3) for s in range(7)]
     assert a == [batch_indices(0, s, 7, 3) for s in range(7)]
@@ -120,8 +120,8 @@ def test_batch_indices_are_a_function_of_seed_and_step():
 
 @pytest.mark.parametrize("kind", ["rgb", "expression", "audio"])
 def test_driver_shapes_and_gradients(kind):
-    from hfagp.avatar import build_driver_from_args
-    from hfagp.training import driver_build_args
+    from hfagp.avatar.model import build_driver_from_args
+    from hfagp.avatar.settings import driver_build_args
 
     settings = tiny_settings(kind)
     driver = build_driver_from_args(driver_build_args(settings, D, EXPRESSION_SIZE))
@@ -147,7 +147,7 @@ def test_driver_shapes_and_gradients(kind):
 
 
 def test_subspace_latent_is_mean_plus_weights_times_orthonormal_basis(subject):
-    from hfagp.avatar import build_subspace
+    from hfagp.avatar.model import build_subspace
 
     sub = build_subspace(subject["prior"])
     assert sub.dim == D
@@ -168,7 +168,7 @@ def test_subspace_latent_is_mean_plus_weights_times_orthonormal_basis(subject):
 
 
 def test_dataset_targets_signals_and_audio_windows(subject):
-    from hfagp.train_data import DriverDataset, audio_window_indices, load_subject
+    from hfagp.avatar.data import DriverDataset, audio_window_indices, load_subject
 
     assert audio_window_indices(0, 10, 8).tolist() == [0, 0, 0, 0, 0, 1, 2, 3]
     assert audio_window_indices(9, 10, 4).tolist() == [7, 8, 9, 9]
@@ -191,8 +191,8 @@ def test_dataset_targets_signals_and_audio_windows(subject):
 
 
 def test_a_few_steps_reduce_the_loss_and_write_everything(subject, tmp_path):
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.training import Trainer
 
     torch.set_num_threads(2)
     settings = tiny_settings("expression", steps=12, tune_iter=0, batch_size=3, sample_every=6, checkpoint_every=6, log_every=2)
@@ -214,9 +214,9 @@ def test_a_few_steps_reduce_the_loss_and_write_everything(subject, tmp_path):
 
 
 def test_checkpoint_reloads_to_the_same_renders(subject, tmp_path):
-    from hfagp.avatar import load_trained_avatar
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer
+    from hfagp.avatar.checkpoint import load_trained_avatar
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.training import Trainer
 
     for tune_iter, source in ((0, "tuned"), (100, "reference")):
         settings = tiny_settings("rgb", steps=3, tune_iter=tune_iter)
@@ -238,10 +238,10 @@ def test_checkpoint_reloads_to_the_same_renders(subject, tmp_path):
 
 
 def test_weight_average_covers_what_adam_trains(subject, tmp_path):
-    from hfagp.avatar import generator_trainable
-    from hfagp.distributed import setup_distributed
-    from hfagp.ema import effective_decay
-    from hfagp.training import Trainer
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.ema import effective_decay
+    from hfagp.avatar.model import generator_trainable
+    from hfagp.avatar.training import Trainer
 
     settings = tiny_settings("expression", steps=4, tune_iter=2, ema_decay=0.9)
     trainer = Trainer(settings, paths_for(subject, tmp_path / "ema_keys"), setup_distributed("cpu"))
@@ -265,9 +265,9 @@ def test_weight_average_covers_what_adam_trains(subject, tmp_path):
 
 
 def test_without_ema_the_checkpoint_holds_the_last_iterate(subject, tmp_path):
-    from hfagp.avatar import load_trained_avatar
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer
+    from hfagp.avatar.checkpoint import load_trained_avatar
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.training import Trainer
 
     settings = tiny_settings("expression", steps=3, tune_iter=0, ema_decay=0.0)
     paths = paths_for(subject, tmp_path / "no_ema")
@@ -285,10 +285,10 @@ def test_without_ema_the_checkpoint_holds_the_last_iterate(subject, tmp_path):
 def test_bad_inputs_give_clear_errors(subject, tmp_path):
     import pandas as pd
 
-    from hfagp.tables import write_expressions
-    from hfagp.avatar import check_driving_signal
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.model import check_driving_signal
+    from hfagp.avatar.training import Trainer
+    from hfagp.io.tables import write_expressions
 
     ctx = setup_distributed("cpu")
     # missing prior
@@ -324,7 +324,7 @@ def test_bad_inputs_give_clear_errors(subject, tmp_path):
 
 
 def test_cli_registers_and_starts_without_torch():
-    from hfagp import train_cli
+    from hfagp.avatar import cli as train_cli
 
     parser = argparse.ArgumentParser()
     common = argparse.ArgumentParser(add_help=False)
@@ -336,5 +336,5 @@ def test_cli_registers_and_starts_without_torch():
         "--steps 5 --tune-iter 2 --batch-size 2 --resolution 64 --rgb-resolution 64 --smoothing-start 3".split()
     )
     assert args.driver == "audio" and args.steps == 5 and args.resolution == 64 and args.func is not None
-    code = "import sys, hfagp.train_cli; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, hfagp.avatar.cli; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

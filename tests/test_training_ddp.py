@@ -16,8 +16,9 @@ WORKER = textwrap.dedent(
     """
     import hashlib, json, os, sys
     import torch
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer, TrainPaths, TrainSettings
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.training import Trainer
+    from hfagp.avatar.settings import TrainPaths, TrainSettings
     import torch.distributed as dist
 
     subject, out, dump = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -15,8 +15,8 @@ def subject(tmp_path_factory) -> dict:
 
 
 def _train(settings, paths, on_step=None):
-    from hfagp.distributed import setup_distributed
-    from hfagp.training import Trainer
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.training import Trainer
 
     trainer = Trainer(settings, paths, setup_distributed("cpu"), on_step=on_step)
     return trainer, trainer.run()

@@ -1,4 +1,4 @@
-"""hfagp.video: H.264 writing (with and without audio), reading back, atomicity, side-by-side."""
+"""hfagp.io.video: H.264 writing (with and without audio), reading back, atomicity, side-by-side."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from scipy.io import wavfile
 
 from hfagp.errors import HfagpError
-from hfagp.video import read_video_info, side_by_side, write_video
+from hfagp.io.video import read_video_info, side_by_side, write_video
 
 
 def frames(count: int, height: int = 64, width: int = 80) -> list[np.ndarray]:

@@ -84,7 +84,7 @@ def test_dataset_json_and_qc_and_logs(demo_run):
 
 @pytest.mark.slow
 def test_split_and_expressions_from_the_workflow(demo_run):
-    from hfagp.tables import read_expressions, read_split
+    from hfagp.io.tables import read_expressions, read_split
 
     cameras = pd.read_parquet(demo_run / "cameras.parquet")
     split = read_split(demo_run / "split.json")

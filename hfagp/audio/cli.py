@@ -27,7 +27,7 @@ def _resolve_model(value: str | None) -> Path | None:
     if value is None:
         return None
     from hfagp.audio.deepspeech import missing_model_message
-    from hfagp.paths import resolve_input
+    from hfagp.io.paths import resolve_input
 
     try:
         return resolve_input(value, what="DeepSpeech model")
@@ -38,16 +38,16 @@ def _resolve_model(value: str | None) -> Path | None:
 def cmd_audio_extract(args) -> None:
     """Write the first audio stream of a video as 16 kHz mono int16."""
     from hfagp.audio.extract import extract_audio
-    from hfagp.paths import resolve_input
+    from hfagp.io.paths import resolve_input
 
     extract_audio(resolve_input(args.input, what="video/audio input"), args.output)
 
 
 def cmd_audio_features(args) -> None:
     """Compute per-video-frame audio feature windows and their sidecar JSON."""
-    from hfagp.atomic import save_npy, write_json
     from hfagp.audio.features import compute_audio_features, resolve_timing
-    from hfagp.paths import resolve_input
+    from hfagp.io.atomic import save_npy, write_json
+    from hfagp.io.paths import resolve_input
 
     source = resolve_input(args.input, what="audio input")
     model = _resolve_model(args.deepspeech)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hfagp.atomic import atomic_path
 from hfagp.errors import HfagpError
+from hfagp.io.atomic import atomic_path
 from hfagp.logs import get_logger
 
 log = get_logger("audio")
@@ -153,7 +153,7 @@ def video_timing(path: str | Path) -> tuple[float, int] | None:
         return None
     import av
 
-    from hfagp.frames import stream_frame_rate
+    from hfagp.io.video import stream_frame_rate
 
     container = _open_container(path)
     with container:

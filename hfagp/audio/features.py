@@ -49,7 +49,7 @@ class AudioFeatures:
 
 def read_frames_table(path: str | Path) -> tuple[float, int]:
     """(fps, number of rows) of a ``frames.parquet``; its ``fps`` column must be constant."""
-    from hfagp.frames import read_frames_table as read_table
+    from hfagp.io.tables import read_frames_table as read_table
 
     table = read_table(path, columns=["fps"])
     if len(table) == 0:

@@ -10,8 +10,8 @@ import shlex
 
 from hfagp.audio.deepspeech import missing_model_message
 from hfagp.errors import HfagpError
-from hfagp.paths import resolve_input
-from hfagp.workflow_support import resolve_config_path, workflow_error
+from hfagp.io.paths import resolve_input
+from hfagp.io.workflow import resolve_config_path, workflow_error
 
 
 def audio_source(config: dict, subject: str) -> str:

@@ -37,7 +37,7 @@ FORMATS = ("nerface", "adnerf", "hfagp")
 
 def run_import(fmt: str, dataset: str | Path, out: str | Path, fps: float | None = None, threads: int = 1) -> dict:
     """Import ``dataset`` (a folder in layout ``fmt``) into the subject folder ``out``; returns import.json."""
-    from hfagp.datasets import common
+    from hfagp.datasets.writer import log, write_import
 
     dataset = Path(dataset)
     if fmt == "nerface":
@@ -54,8 +54,8 @@ def run_import(fmt: str, dataset: str | Path, out: str | Path, fps: float | None
         plan, convert = plan_hfagp(dataset, fps), read_crop
     else:
         raise HfagpError(f"unknown dataset format {fmt!r}; use one of {', '.join(FORMATS)}")
-    common.log.info("importing %s dataset %s: %s", fmt, dataset, plan.fps_origin)
-    return common.write_import(plan, Path(out), threads=threads, convert=convert)
+    log.info("importing %s dataset %s: %s", fmt, dataset, plan.fps_origin)
+    return write_import(plan, Path(out), threads=threads, convert=convert)
 
 
 def _run_import(args: argparse.Namespace) -> None:

@@ -39,12 +39,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from hfagp import atomic
-from hfagp import geometry as geo
 from hfagp.datasets import common as C
 from hfagp.errors import HfagpError
+from hfagp.face3d import geometry as geo
+from hfagp.io import atomic
+from hfagp.io.artifacts import load_npy
+from hfagp.io.tables import read_frames_table
 
 FOLDERS = (("train", "train", "transforms_train.json"), ("test", "test", "transforms_val.json"),
            ("test2", "test2", "transforms_test.json"))
@@ -57,7 +58,7 @@ def _names(frames: list[int], subject: Path, audio: bool) -> dict[int, str]:
     names = {f: f"{f:06d}.png" for f in frames}
     table_path = subject / "frames.parquet"
     if table_path.is_file():
-        table = pd.read_parquet(table_path)
+        table = read_frames_table(table_path)
         if "source_name" in table.columns:
             source = dict(zip(table["index"].astype(int), table["source_name"]))
             candidate = {f: Path(str(source.get(f, ""))).name for f in frames}
@@ -80,8 +81,7 @@ def _camera_keys(label: np.ndarray) -> dict:
 
 def export_hfagp(subject: str | Path, out: str | Path) -> dict:
     """Write the HFA-GP layout of ``subject`` into ``out``; returns a summary."""
-    from hfagp.align import read_cameras
-    from hfagp.tables import read_expressions, read_split
+    from hfagp.io.tables import read_cameras, read_expressions, read_split
 
     subject, out = Path(subject), Path(out)
     if not subject.is_dir():
@@ -118,7 +118,7 @@ def export_hfagp(subject: str | Path, out: str | Path) -> dict:
                              f"rerun the expressions stage")
     audio = None
     if (subject / "audio_features.npy").is_file():
-        audio = np.load(subject / "audio_features.npy", allow_pickle=False)
+        audio = load_npy(subject / "audio_features.npy", "audio features", "rerun the audio stage (hfagp audio-features)")
         if audio.ndim != 3 or audio.shape[0] < max(exported) + 1:
             raise HfagpError(f"{subject / 'audio_features.npy'} has shape {audio.shape}, too few windows for frame "
                              f"{max(exported)}; rerun the audio stage")

@@ -39,10 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hfagp import geometry as geo
 from hfagp.datasets import adnerf
 from hfagp.datasets import common as C
+from hfagp.datasets.writer import read_source_image
 from hfagp.errors import HfagpError
+from hfagp.face3d import geometry as geo
 
 # (folder, transforms file, our split key)
 SPLITS = (("train", "transforms_train.json", "train"), ("test", "transforms_val.json", "test"),
@@ -195,7 +196,7 @@ def plan_hfagp(dataset: Path, fps: float | None = None) -> C.ImportPlan:
 
 def read_crop(record: C.FrameRecord) -> np.ndarray:
     """A 512x512 crop; other sizes are refused (our crops/ are EG3D's 512)."""
-    rgb = C.read_source_image(record)
+    rgb = read_source_image(record)
     if rgb.shape[:2] != (geo.OUTPUT_SIZE, geo.OUTPUT_SIZE):
         raise HfagpError(f"crop {record.image} is {rgb.shape[1]}x{rgb.shape[0]}; HFA-GP crops are "
                          f"{geo.OUTPUT_SIZE}x{geo.OUTPUT_SIZE}: re-crop the dataset (or import the frames with "

@@ -18,10 +18,10 @@ split.json and import.json):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hfagp.errors import HfagpError
+from hfagp.io.artifacts import read_json
 
 KINDS = ("video", "nerface", "adnerf", "hfagp-3dmm", "hfagp-audio", "hfagp-labels")
 _COMMON = {"frames": "frames", "table": "frames.parquet", "split": "split.json", "manifest": "import.json"}
@@ -42,10 +42,8 @@ def _hfagp_mode(dataset: Path) -> str:
         path = dataset / name
         if not path.is_file():
             continue
-        try:
-            frames = json.loads(path.read_text()).get("frames") or []
-        except (ValueError, AttributeError) as err:
-            raise HfagpError(f"{path} is not valid JSON ({err}); fix or replace the file") from err
+        data = read_json(path, "transforms file", "fix or replace the file")
+        frames = (data.get("frames") if isinstance(data, dict) else None) or []
         if frames and isinstance(frames[0], dict):
             if "img_id" in frames[0] or "frame_id" in frames[0]:
                 return "audio"

@@ -18,10 +18,10 @@ def render_grid(G, seeds: list[int], yaws: list[float], psi: float, device: str)
     """Render ``len(seeds) x len(yaws)`` images and tile them into one uint8 RGB array."""
     import torch
 
-    from hfagp import geometry as geo
+    from hfagp.eg3d import camera
 
     labels = torch.tensor(
-        np.stack([geo.camera_label(geo.look_at_cam2world(yaw_deg=yaw)) for yaw in yaws]), dtype=torch.float32
+        np.stack([camera.camera_label(camera.look_at_cam2world(yaw_deg=yaw)) for yaw in yaws]), dtype=torch.float32
     ).to(device)
     frontal = labels[[len(yaws) // 2]]
     rows = []
@@ -38,8 +38,8 @@ def render_grid(G, seeds: list[int], yaws: list[float], psi: float, device: str)
 def _run(args: argparse.Namespace) -> None:
     from PIL import Image
 
-    from hfagp import atomic
     from hfagp.eg3d import generator_from_config
+    from hfagp.io import atomic
 
     G = generator_from_config(args.checkpoint, device=args.device)
     grid = render_grid(G, args.seeds, args.yaws, args.psi, args.device)

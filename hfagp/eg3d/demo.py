@@ -14,8 +14,8 @@ import os
 
 import torch
 
-from ..logs import get_logger
 from .generator import TriPlaneGenerator
+from hfagp.logs import get_logger
 
 log = get_logger("eg3d")
 

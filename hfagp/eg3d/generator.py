@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .renderer import ImportanceRenderer, OSGDecoder, sample_rays
+from .renderer import ImportanceRenderer, sample_rays
 from .superresolution import HybridSuperresolution
 from .synthesis import StyleGAN2Backbone
+from .triplane import OSGDecoder
 
 BACKBONE_RESOLUTION = 256
 PLANE_CHANNELS = 32

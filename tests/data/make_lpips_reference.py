@@ -9,12 +9,12 @@ Run in a throwaway environment that has torchvision (never in the project's
     rm -rf /tmp/lpipsref
 
 For each case it writes the numpy-seeded stand-in backbone of
-:func:`hfagp.lpips.seeded_backbone_state` into ``lpips.LPIPS(net=...,
+:func:`hfagp.losses.lpips.seeded_backbone_state` into ``lpips.LPIPS(net=...,
 pnet_rand=True).net`` (whose ``sliceK.<index>`` modules are torchvision's
 ``features[<index>]``), keeps the package's v0.1 calibration weights, and
 evaluates it on seeded image pairs (recipe: :func:`image_pair`, repeated in
 tests/test_lpips.py). The stand-in backbone is not LPIPS; the fixture only
-checks that hfagp.lpips computes what the lpips package computes.
+checks that hfagp.losses.lpips computes what the lpips package computes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from hfagp.lpips import seeded_backbone_state  # noqa: E402
+from hfagp.losses.lpips import seeded_backbone_state  # noqa: E402
 
 OUT = Path(__file__).with_name("lpips_reference.json")
 CASES = [
@@ -79,7 +79,7 @@ def main() -> None:
         json.dumps(
             {
                 "description": "LPIPS v0.1 distances from the lpips package with numpy-seeded stand-in backbones "
-                "(hfagp.lpips.seeded_backbone_state); made by tests/data/make_lpips_reference.py",
+                "(hfagp.losses.lpips.seeded_backbone_state); made by tests/data/make_lpips_reference.py",
                 "versions": {"lpips": getattr(lpips, "__version__", "0.1.4"), "torch": torch.__version__,
                              "torchvision": torchvision.__version__, "numpy": np.__version__},
                 "cases": results,

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from hfagp.workflow_support import resolve_config_path
+from hfagp.io.workflow import resolve_config_path
 
 SUBJECTS = sorted(config["subjects"])
 
@@ -58,7 +58,7 @@ def setting(block, key):
 
 # Imported subjects (format nerface / adnerf / hfagp): what their import provides.
 from hfagp.datasets.workflow import IMPORT_OUTPUTS, provides, subject_kind
-from hfagp.workflow_support import workflow_error
+from hfagp.io.workflow import workflow_error
 from hfagp.errors import HfagpError
 
 try:

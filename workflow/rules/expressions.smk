@@ -1,26 +1,5 @@
-# Train/test split (video subjects) and per-frame expression coefficients
-# (a sparse 3DMM fitted jointly to the landmarks; see hfagp/expressions.py).
-
-
-rule split:
-    input:
-        cameras="results/{subject}/cameras.parquet",
-    output:
-        "results/{subject}/split.json",
-    params:
-        test_fraction=lambda w: subject_config(w.subject)["test_fraction"],
-    log:
-        "results/{subject}/logs/split.log",
-    benchmark:
-        "results/{subject}/benchmarks/split.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,  # minutes (SLURM --time)
-    conda:
-        "../../envs/hfagp.yaml"
-    shell:
-        "hfagp split --cameras {input.cameras:q} -o {output:q} --test-fraction {params.test_fraction} --log {log:q}"
+# Per-frame expression coefficients: a sparse 3DMM fitted jointly to the landmarks
+# (hfagp/expressions/; the model and the fit are the library hfagp/face3d/).
 
 
 rule fit_expressions:

@@ -1,4 +1,5 @@
-# Preprocessing: video -> frames -> landmarks -> EG3D crops + camera labels -> QC sheet.
+# Preprocessing (hfagp/preprocess/): video -> frames -> landmarks -> EG3D crops + camera labels
+# -> QC sheet, and the train/test split of the tracked frames.
 
 
 rule frames:
@@ -122,3 +123,24 @@ rule qc_landmarks:
         "../../envs/hfagp.yaml"
     shell:
         "hfagp qc {input.crops:q} --cameras {input.cameras:q} -o {output:q} --count {params.n_frames} --log {log:q}"
+
+
+rule split:
+    input:
+        cameras="results/{subject}/cameras.parquet",
+    output:
+        "results/{subject}/split.json",
+    params:
+        test_fraction=lambda w: subject_config(w.subject)["test_fraction"],
+    log:
+        "results/{subject}/logs/split.log",
+    benchmark:
+        "results/{subject}/benchmarks/split.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,  # minutes (SLURM --time)
+    conda:
+        "../../envs/hfagp.yaml"
+    shell:
+        "hfagp split --cameras {input.cameras:q} -o {output:q} --test-fraction {params.test_fraction} --log {log:q}"

