@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from hfagp.errors import HfagpError
+from hfagp.io.artifacts import numpy_multiarray
 
 OFFICIAL_GENERATOR_CLASS = "TriPlaneGenerator"
 
@@ -123,15 +124,6 @@ def materialize(value: Any) -> torch.Tensor:
     return value.detach()
 
 
-def _numpy_global(name: str) -> Any:
-    """``numpy.core.multiarray.<name>`` under numpy 1 or ``numpy._core.multiarray.<name>`` under numpy 2."""
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1
-        from numpy.core import multiarray  # type: ignore[no-redef]
-    return getattr(multiarray, name)
-
-
 _TORCH_DTYPE_NAMES = {
     "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool",
 }
@@ -162,7 +154,7 @@ class SafeNetworkUnpickler(pickle.Unpickler):
         if module == "numpy" and name == "dtype":
             return np.dtype
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("scalar", "_reconstruct"):
-            return _numpy_global(name)
+            return numpy_multiarray(name)
         if module == "numpy" and name == "ndarray":
             return np.ndarray
         if module.startswith(STUB_MODULE_PREFIXES) and name.isidentifier():

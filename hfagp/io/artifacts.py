@@ -39,19 +39,20 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _numpy_reconstruct():
+def numpy_multiarray(name: str) -> Any:
+    """``numpy.core.multiarray.<name>`` under numpy 1 or ``numpy._core.multiarray.<name>`` under numpy 2."""
     try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    return getattr(multiarray, name)
 
 
 def _numpy_array_globals() -> list:
     import numpy as np
 
     dtypes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"]
-    return [_numpy_reconstruct(), *(getattr(np, name) for name in _NUMPY_ARRAY_NAMES), *dtypes]
+    return [numpy_multiarray("_reconstruct"), *(getattr(np, name) for name in _NUMPY_ARRAY_NAMES), *dtypes]
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -66,7 +67,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         if (module, name) in self._ALLOWED:
             import numpy as np
 
-            return _numpy_reconstruct() if name == "_reconstruct" else getattr(np, name)
+            return numpy_multiarray("_reconstruct") if name == "_reconstruct" else getattr(np, name)
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed (only numpy arrays)")
 
 
