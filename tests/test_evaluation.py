@@ -12,12 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from media import demo_frames
+from scipy.stats import pearsonr
 from skimage import data
+from skimage.metrics import peak_signal_noise_ratio
 
 from hfagp import cli
 from hfagp.errors import HfagpError
-from hfagp.evaluate.scoring import DEMO_PRIOR, generator_prior, run_evaluate
-from hfagp.io.images import write_rgb
+from hfagp.evaluate import face_region
+from hfagp.evaluate.scoring import DEMO_PRIOR, LandmarkPair, generator_prior, resize_area, run_evaluate
+from hfagp.io.images import read_rgb, write_rgb
 from hfagp.io.tables import write_split
 from hfagp.losses.lpips import seeded_backbone_state
 
@@ -46,6 +50,7 @@ def subject(tmp_path_factory) -> dict:
     for k in range(2):
         write_rgb(novel / f"yaw_{k:02d}.png", cv2.resize(base, (256, 256), interpolation=cv2.INTER_AREA))
         write_rgb(small / f"yaw_{k:02d}.png", cv2.resize(base, (128, 128), interpolation=cv2.INTER_AREA))
+    write_rgb(small / "yaw_02.png", np.full((128, 128, 3), 128, np.uint8))  # a view without a face
     write_split(root / "split.json", [0, 1, 2], TEST_FRAMES, "test split")
     avatar = {"subject": "astro", "driver": "rgb", "generator": {"kind": "demo", "demo": True, "checkpoint": None}}
     (root / "avatar.json").write_text(json.dumps(avatar))
@@ -74,21 +79,38 @@ def test_without_lpips_weights(subject, tmp_path):
     assert (test.ssim < 1).all() and (test.l1 > 0).all()
     assert summary["metrics"]["psnr"]["mean"] == pytest.approx(psnr.mean())
     assert summary["frames"] == 3 and summary["resolution"] == [256, 256]
-    assert summary["akd_faces"] == {"render": 3, "ground_truth": 3, "both": 3}
+    assert summary["akd_faces"] == {"render": 3, "ground_truth": 3, "both": 3, "face_fraction": 1.0}
     assert (test.akd < 3.0).all()  # same face, pixels at 256
+    face = test.psnr_face.to_numpy()
+    assert face[0] > face[1] > face[2] > 20 and np.isfinite(face).all()
+    assert summary["metrics"]["psnr_face"]["mean"] == pytest.approx(face.mean())
+    assert summary["metrics"]["psnr_face"]["count"] == 3
+    assert test.lip_render.between(0, 0.5).all() and test.lip_gt.between(0, 0.5).all()
+    lip = summary["lip_opening_correlation"]  # the three ground truths are the same image
+    assert lip["value"] is None and lip["frames"] == 3 and "ground truth lip opening does not vary" in lip["reason"]
+    assert summary["baselines"]["last10_train_mean"]["frames"] == [0, 1, 2]
     assert summary["generator_prior"] == DEMO_PRIOR and summary["demo_generator"]
     novel = table[table.set == "novel"]
     assert len(novel) == 2 and novel.niqe.between(2, 30).all() and novel.psnr.isna().all()
+    assert novel.face_render.all() and not novel.face_gt.any() and novel.lip_render.isna().all()
     assert summary["niqe"]["count"] == 2 and summary["niqe"]["reason"] is None
+    assert summary["novel_faces"] == {"detected": 2, "frames": 2, "fraction": 1.0}
 
 
 def test_with_seeded_lpips_backbone(subject, tmp_path):
     out = tmp_path / "m.parquet"
     summary = evaluate(subject, out, lpips_weights=subject["weights"], novel=subject["small"])
     table = pd.read_parquet(out)
-    assert table.lpips.notna().all() and (table.lpips > 0).all()
+    test = table[table.set == "test"]
+    assert test.lpips.notna().all() and (test.lpips > 0).all()
     assert summary["lpips_backbone"] == "alex" and summary["metrics"]["lpips"]["count"] == 3
     assert summary["niqe"]["mean"] is None and "192x192" in summary["niqe"]["reason"]
+    # too small for NIQE, still one row per novel frame with its face detection (the grey view has none)
+    novel = table[table.set == "novel"]
+    assert novel.frame.tolist() == [0, 1, 2] and novel.niqe.isna().all()
+    assert novel.face_render.tolist() == [True, True, False]
+    assert summary["novel_faces"] == {"detected": 2, "frames": 3, "fraction": pytest.approx(2 / 3)}
+    assert summary["niqe"]["frames"] == 3
 
 
 def test_missing_inputs(subject, tmp_path):
@@ -102,12 +124,94 @@ def test_missing_inputs(subject, tmp_path):
                            lpips_weights=tmp_path / "absent.pth")
     assert summary["frames"] == 1 and summary["frames_without_render"] == 2
     assert summary["akd_faces"]["render"] == 0 and summary["metrics"]["akd"]["mean"] is None
+    assert summary["akd_faces"]["face_fraction"] == 0.0 and summary["novel_faces"] is None
+    lip = summary["lip_opening_correlation"]
+    assert lip["value"] is None and lip["frames"] == 0 and "only 0" in lip["reason"]
     with pytest.raises(HfagpError, match="crop"):
         run_evaluate(subject["renders"], renders, subject["split"], subject["avatar"], tmp_path / "m.parquet")
     bad = tmp_path / "avatar.json"
     bad.write_text(json.dumps({"subject": "a", "driver": "rgb", "generator": {"kind": "huge"}}))
     with pytest.raises(HfagpError, match="kind"):
         run_evaluate(subject["renders"], subject["crops"], subject["split"], bad, tmp_path / "m.parquet")
+
+
+TALKING_TRAIN, TALKING_TEST = list(range(12)), list(range(12, 22))
+
+
+@pytest.fixture(scope="module")
+def talking(tmp_path_factory) -> dict:
+    """A real talking face (the carphone clip, cropped around the face): 512 px crops, noisy 128 px renders."""
+    root = tmp_path_factory.mktemp("talking")
+    crops, renders, novel = (root / name for name in ("crops", "renders", "novel"))
+    for folder in (crops, renders, novel):
+        folder.mkdir()
+    rng = np.random.default_rng(1)
+    clip = demo_frames(120)
+    for frame in TALKING_TRAIN + TALKING_TEST:
+        crop = cv2.resize(clip[min(5 * frame + 10, 119)][12:116, 34:138], (512, 512), interpolation=cv2.INTER_CUBIC)
+        write_rgb(crops / f"{frame:06d}.png", crop)
+        if frame in TALKING_TEST:
+            render = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float64)
+            render = np.clip(render + rng.normal(0, 6, render.shape), 0, 255).astype(np.uint8)
+            write_rgb(renders / f"{frame:06d}.png", render)
+            write_rgb(novel / f"yaw_{frame:02d}.png", render)
+    write_rgb(novel / "yaw_99.png", np.full((128, 128, 3), 90, np.uint8))
+    write_split(root / "split.json", TALKING_TRAIN, TALKING_TEST, "test split")
+    avatar = {"subject": "carphone", "driver": "audio", "generator": {"kind": "demo", "demo": True, "checkpoint": None}}
+    (root / "avatar.json").write_text(json.dumps(avatar))
+    return {"root": root, "crops": crops, "renders": renders, "novel": novel, "split": root / "split.json",
+            "avatar": root / "avatar.json"}
+
+
+def test_talking_face_lips_baseline_and_novel_faces(talking, tmp_path):
+    out = tmp_path / "metrics.parquet"
+    summary = evaluate(talking, out, lpips_weights=tmp_path / "absent.pth", novel=talking["novel"])
+    table = pd.read_parquet(out)
+    test = table[table.set == "test"].reset_index(drop=True)
+    assert test.frame.tolist() == TALKING_TEST and summary["resolution"] == [128, 128]
+    assert list(table.columns) == ["frame", "set", "psnr", "psnr_face", "ssim", "l1", "lpips", "akd", "niqe",
+                                   "lip_render", "lip_gt", "face_render", "face_gt"]
+
+    # face PSNR: skimage's PSNR over the hull of the ground truth's landmarks (recomputed here)
+    landmarks = LandmarkPair(128, 128)
+    baseline_psnr, baseline_face = [], []
+    last10 = [talking["crops"] / f"{frame:06d}.png" for frame in TALKING_TRAIN[-10:]]
+    mean = np.mean([resize_area(read_rgb(path), 128, 128) for path in last10], axis=0)
+    for frame, row in zip(TALKING_TEST, test.itertuples()):
+        render = read_rgb(talking["renders"] / f"{frame:06d}.png").astype(np.float64) / 255.0
+        truth = resize_area(read_rgb(talking["crops"] / f"{frame:06d}.png"), 128, 128)
+        _, points = landmarks(np.zeros((128, 128, 3), np.uint8), np.round(truth * 255).astype(np.uint8))
+        assert (points is not None) == row.face_gt
+        baseline_psnr.append(peak_signal_noise_ratio(truth, mean, data_range=1.0))
+        if points is None:
+            assert np.isnan(row.psnr_face)
+            continue
+        mask = face_region.face_mask(points, 128, 128)
+        assert row.psnr_face == pytest.approx(peak_signal_noise_ratio(truth[mask], render[mask], data_range=1.0))
+        baseline_face.append(peak_signal_noise_ratio(truth[mask], mean[mask], data_range=1.0))
+    assert test.face_gt.sum() >= 8 and summary["metrics"]["psnr_face"]["count"] == test.face_gt.sum()
+
+    # the still-image baseline: the mean of the last ten training crops
+    base = summary["baselines"]["last10_train_mean"]
+    assert base["frames"] == TALKING_TRAIN[-10:] and base["face_frames"] == len(baseline_face)
+    assert base["psnr"] == pytest.approx(np.mean(baseline_psnr), abs=1e-9)
+    assert base["psnr_face"] == pytest.approx(np.mean(baseline_face), abs=1e-9)
+    assert base["psnr"] < summary["metrics"]["psnr"]["mean"] - 3  # a still image misses the talking mouth
+
+    # inner-lip opening: the noisy render follows the ground truth's mouth
+    both = test.lip_render.notna() & test.lip_gt.notna()
+    assert (both == (test.face_render & test.face_gt)).all()
+    lip = summary["lip_opening_correlation"]
+    assert lip["frames"] == both.sum() >= 8 and lip["reason"] is None
+    assert lip["value"] == pytest.approx(pearsonr(test.lip_render[both], test.lip_gt[both]).statistic, abs=1e-12)
+    assert lip["value"] > 0.9
+
+    # novel views too small for NIQE: one row each, faces detected except on the grey view
+    novel = table[table.set == "novel"]
+    assert len(novel) == 11 and novel.niqe.isna().all() and "192x192" in summary["niqe"]["reason"]
+    assert not novel.face_render.iloc[-1]
+    assert summary["novel_faces"]["frames"] == 11 and summary["novel_faces"]["detected"] == novel.face_render.sum() >= 9
+    assert summary["akd_faces"]["face_fraction"] == pytest.approx(test.face_render.mean())
 
 
 def test_generator_prior_descriptions():
@@ -129,13 +233,16 @@ def test_cli(subject, tmp_path, monkeypatch):
     assert summary["niqe"] is None and summary["lpips_backbone"].startswith("n/a")
     md = tmp_path / "table.md"
     assert cli.main(["paper-table", str(out.with_suffix(".json")), "-o", str(md), "--csv", str(tmp_path / "t.csv")]) == 0
-    assert "| astro | rgb |" in md.read_text()
+    text = md.read_text()
+    assert "| astro | rgb |" in text and "| Face PSNR ↑ |" in text and "| Lip corr. ↑ |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| astro |")).split(" | ")
+    assert row[8:11] == ["n/a", "-", "-"]  # lip corr. (constant ground truth); NIQE and novel faces: no --novel
     assert cli.main(["evaluate", "--renders", "x", "--crops", "y", "--split", str(tmp_path / "none.json"),
                      "--avatar-info", str(subject["avatar"]), "-o", str(out)]) == 2
 
 
 def test_modules_do_not_import_torch():
-    code = ("import sys, hfagp.evaluate.scoring, hfagp.evaluate.paper_table, hfagp.evaluate.metrics, hfagp.evaluate.niqe, hfagp.io.video; "
+    code = ("import sys, hfagp.evaluate.scoring, hfagp.evaluate.face_region, hfagp.evaluate.paper_table, hfagp.evaluate.metrics, hfagp.evaluate.niqe, hfagp.io.video; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""hfagp paper-table on hand-made metrics.json summaries: exact rows, footnotes and CSV."""
+"""hfagp paper-table on hand-made metrics.json summaries: exact rows, footnotes, CSV and older summaries."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import json
 import pytest
 
 from hfagp.errors import HfagpError
-from hfagp.evaluate.paper_table import FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE, run_paper_table
+from hfagp.evaluate.paper_table import FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE, LEGEND, run_paper_table
 
 
 def stats(mean, std, count=10):
     return {"mean": mean, "std": std, "count": count, "nonfinite": 0}
 
 
-def summary(subject, driver, lpips=True, demo=False, niqe=None):
-    return {
+def summary(subject, driver, lpips=True, demo=False, niqe=None, new_keys=True, novel_faces=None):
+    """A metrics.json summary; ``new_keys=False`` gives one written before face PSNR, lip and novel faces existed."""
+    data = {
         "subject": subject,
         "driver": driver,
         "frames": 10,
@@ -32,6 +33,11 @@ def summary(subject, driver, lpips=True, demo=False, niqe=None):
         },
         "niqe": niqe,
     }
+    if new_keys:
+        data["metrics"]["psnr_face"] = stats(27.456, 2.25)
+        data["lip_opening_correlation"] = {"value": 0.81234, "frames": 10, "reason": None}
+        data["novel_faces"] = novel_faces
+    return data
 
 
 def write(tmp_path, items):
@@ -45,18 +51,21 @@ def write(tmp_path, items):
 
 def test_rows_and_footnotes(tmp_path):
     paths = write(tmp_path, [
-        summary("obama", "rgb", lpips=False, demo=True, niqe=stats(9.5, 0.25)),
+        summary("obama", "rgb", lpips=False, demo=True, niqe=stats(9.5, 0.25),
+                novel_faces={"detected": 22, "frames": 23, "fraction": 22 / 23}),
         summary("may", "audio"),
     ])
     run_paper_table(paths, tmp_path / "t.md", tmp_path / "t.csv")
     lines = (tmp_path / "t.md").read_text().splitlines()
-    header = ("| Subject | Driver | PSNR ↑ | SSIM ↑ | LPIPS ↓ | L1 ↓ | AKD ↓ | NIQE (novel) ↓ | Frames | "
-              "Generator prior | LPIPS backbone |")
+    header = ("| Subject | Driver | PSNR ↑ | Face PSNR ↑ | SSIM ↑ | LPIPS ↓ | L1 ↓ | AKD ↓ | Lip corr. ↑ | NIQE (novel) ↓ | "
+              "Novel faces ↑ | Frames | Generator prior | LPIPS backbone |")
     start = lines.index(header)
-    assert lines[start + 2] == ("| may | audio | 30.12 ± 1.50 | 0.9123 ± 0.0100 | 0.0877 ± 0.0050 | 0.0200 ± 0.0030 | "
-                                "1.23 ± 0.50 | - | 10 | EG3D ffhqrebalanced512-128.pkl | alex |")
-    assert lines[start + 3] == ("| obama | rgb | 30.12 ± 1.50 | 0.9123 ± 0.0100 | n/a | 0.0200 ± 0.0030 | 1.23 ± 0.50 | "
-                                "9.50 ± 0.25 | 10 | random-init demo generator (no prior) * | n/a: backbone weights absent |")
+    assert lines[start - 2] == "Test frames: mean ± std per subject and driver. " + LEGEND
+    assert lines[start + 2] == ("| may | audio | 30.12 ± 1.50 | 27.46 ± 2.25 | 0.9123 ± 0.0100 | 0.0877 ± 0.0050 | "
+                                "0.0200 ± 0.0030 | 1.23 ± 0.50 | 0.812 | - | - | 10 | EG3D ffhqrebalanced512-128.pkl | alex |")
+    assert lines[start + 3] == ("| obama | rgb | 30.12 ± 1.50 | 27.46 ± 2.25 | 0.9123 ± 0.0100 | n/a | 0.0200 ± 0.0030 | "
+                                "1.23 ± 0.50 | 0.812 | 9.50 ± 0.25 | 0.96 (22/23) | 10 | "
+                                "random-init demo generator (no prior) * | n/a: backbone weights absent |")
     assert lines[start + 4:] == ["", FOOTNOTE_DEMO, FOOTNOTE_LPIPS, FOOTNOTE_NIQE]
     with open(tmp_path / "t.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -65,6 +74,28 @@ def test_rows_and_footnotes(tmp_path):
     assert rows[0]["niqe_mean"] == "" and float(rows[1]["niqe_std"]) == 0.25
     assert rows[1]["lpips_mean"] == "" and rows[1]["demo_generator"] == "True"
     assert rows[1]["lpips_backbone"] == "n/a: backbone weights absent" and rows[0]["frames"] == "10"
+    assert float(rows[0]["psnr_face_mean"]) == 27.456 and float(rows[0]["psnr_face_std"]) == 2.25
+    assert float(rows[0]["lip_corr"]) == 0.81234 and rows[0]["novel_face_fraction"] == ""
+    assert float(rows[1]["novel_face_fraction"]) == pytest.approx(22 / 23)
+
+
+def test_new_columns_absent_or_undefined(tmp_path):
+    """A metrics.json from before face PSNR / lip / novel faces shows '-'; an undefined value shows 'n/a'."""
+    undefined = summary("may", "rgb", novel_faces={"detected": 0, "frames": 0, "fraction": None})
+    undefined["metrics"]["psnr_face"] = {"mean": None, "std": None, "count": 0, "nonfinite": 3}
+    undefined["lip_opening_correlation"] = {"value": None, "frames": 2, "reason": "only 2 test frames"}
+    paths = write(tmp_path, [summary("obama", "rgb", niqe=stats(9.5, 0.25), new_keys=False), undefined])
+    run_paper_table(paths, tmp_path / "t.md", tmp_path / "t.csv")
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    may = next(line for line in lines if line.startswith("| may |")).split(" | ")
+    obama = next(line for line in lines if line.startswith("| obama |")).split(" | ")
+    assert [obama[3], obama[8], obama[9], obama[10]] == ["-", "-", "9.50 ± 0.25", "-"]
+    assert [may[3], may[8], may[9], may[10]] == ["n/a", "n/a", "-", "n/a"]
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        assert row["psnr_face_mean"] == row["lip_corr"] == row["novel_face_fraction"] == ""
+    assert float(rows[1]["psnr_mean"]) == 30.123
 
 
 def test_clean_table_has_no_footnotes(tmp_path):

@@ -7,6 +7,7 @@ import json
 import av
 import pandas as pd
 import pytest
+import torch
 from media import DEMO_VIDEO
 from test_workflow import run_snakemake
 
@@ -29,8 +30,11 @@ def tiny_config() -> dict:
         },
         "inversion": {"frames": 3, "steps": 2, "batch_size": 3},
         "prior": {"subspace_dim": 4},
+        # The demo's recipe: the expression avatar is fitted first (4 steps) and the other drivers start from its
+        # person fit, warm-started on its latents.
         "training": {"steps": 3, "tune_iter": 1, "rgb_resolution": 32, "driver_width": 0.125,
-                     "checkpoint_every": 2, "sample_every": 2, "log_every": 1},
+                     "checkpoint_every": 2, "sample_every": 2, "log_every": 1,
+                     "shared_fit_driver": "expression", "shared_fit_steps": 4, "warm_start_steps": 5},
     }
 
 
@@ -61,6 +65,16 @@ def test_every_final_artifact_exists(pipeline):
         metrics = pd.read_parquet(folder / "metrics.parquet")
         test_frames = json.loads((subject / "split.json").read_text())["test"]
         assert sorted(metrics[metrics.set == "test"].frame) == sorted(test_frames)
+    for driver in DRIVERS:  # every avatar hands on its person fit; the followers started from the expression one's
+        person = subject / "driver" / driver / "person"
+        assert {"generator.json", "prior.npz", "latents.pt"} <= {p.name for p in person.iterdir()}
+        metrics = json.loads((subject / "driver" / driver / "metrics.json").read_text())
+        if driver == "expression":
+            assert metrics["steps"] == 4 and metrics["warm_start"] is None
+        else:
+            assert metrics["steps"] == 3 and metrics["warm_start"]["steps"] == 5 and metrics["warm_start"]["frames"] > 0
+            checkpoint = json.dumps(torch.load(subject / "driver" / driver / "checkpoint.pt", weights_only=True)["inputs"])
+            assert "driver/expression/person/prior.npz" in checkpoint
     with av.open(str(subject / "render" / "audio" / "reenact.mp4")) as container:
         assert len(container.streams.audio) == 1, "the audio avatar's video carries its soundtrack"
     assert (subject / "render" / "expression" / "cross_other.mp4").exists()

@@ -30,11 +30,13 @@ def _run(args: argparse.Namespace) -> None:
         driver_width=args.driver_width,
         mse_weight=args.mse_weight,
         lpips_weight=args.lpips_weight,
+        ssim_weight=args.ssim_weight,
         lpips_backbone=args.lpips_backbone,
         lpips_weights=args.lpips_weights,
         smoothing_start=args.smoothing_start,
         smoothing_window=args.smoothing_window,
         ema_decay=args.ema_decay,
+        warm_start_steps=args.warm_start_steps,
         checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,
         log_every=args.log_every,
@@ -50,6 +52,8 @@ def _run(args: argparse.Namespace) -> None:
         output=args.output,
         expressions=args.expressions,
         audio_features=args.audio_features,
+        latents=args.latents,
+        person_out=args.person_out,
     )
     train(settings, paths, threads=args.threads)
 
@@ -69,7 +73,9 @@ def register(subparsers) -> None:
     parser.add_argument("--generator-json", required=True, help="inversion/generator.json: the generator the prior was built with")
     parser.add_argument("--expressions", help="expressions.parquet (needed by --driver expression)")
     parser.add_argument("--audio-features", help="audio_features.npy (N,16,29) (needed by --driver audio)")
+    parser.add_argument("--latents", help="inversion/latents.pt: the warm start's targets (needed by --warm-start-steps > 0)")
     parser.add_argument("-o", "--output", required=True, help="output checkpoint.pt (other outputs go beside it)")
+    parser.add_argument("--person-out", help="also write this avatar's person fit (generator, prior.npz, latents.pt) to this folder")
     parser.add_argument("--steps", type=int, default=100_000, help="training iterations (default 100000)")
     parser.add_argument("--tune-iter", type=int, default=50_000, help="the generator is frozen for this many steps (default 50000)")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default 3e-4)")
@@ -80,6 +86,7 @@ def register(subparsers) -> None:
     parser.add_argument("--driver-width", type=float, default=1.0, help="channel multiplier of the RGB encoder (default 1.0)")
     parser.add_argument("--mse-weight", type=float, default=1.0)
     parser.add_argument("--lpips-weight", type=float, default=1.0, help="ignored (with a warning) without LPIPS weights")
+    parser.add_argument("--ssim-weight", type=float, default=0.0, help="weight of a 1 - SSIM loss term (default 0 = off)")
     parser.add_argument("--lpips-backbone", choices=["alex", "vgg"], default="alex")
     parser.add_argument("--lpips-weights", help="torchvision backbone .pth (default: the torch hub cache)")
     parser.add_argument("--smoothing-start", type=int, default=300_000, help="audio: step from which the attention smoothing is used")
@@ -87,6 +94,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--ema-decay", type=float, default=0.999,
         help="the avatar keeps a moving average of the weights with this decay (default 0.999; 0 = the last iterate)",
+    )
+    parser.add_argument(
+        "--warm-start-steps", type=int, default=0,
+        help="regress the driver onto the inverted latents' subspace weights for this many steps first (default 0 = off)",
     )
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between resume checkpoints")
     parser.add_argument("--sample-every", type=int, default=1000, help="steps between sample grids / test evaluations")

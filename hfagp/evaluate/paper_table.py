@@ -1,9 +1,13 @@
 """``hfagp paper-table``: the results table (one row per subject and driver) from ``metrics.json`` files.
 
-Each row gives PSNR, SSIM, LPIPS, L1 and AKD over the test frames as
-``mean ± std`` (population std), NIQE over the novel views (``-`` when none
-were rendered, ``n/a`` when they were too small), the number of test frames,
-the generator prior and the LPIPS backbone. LPIPS is ``n/a`` when the backbone
+Each row gives PSNR, face PSNR (inside the convex hull of the ground truth's
+dlib 68 landmarks), SSIM, LPIPS, L1 and AKD over the test frames as
+``mean ± std`` (population std), the inner-lip opening correlation (Pearson,
+render vs ground truth, over the test frames; ``n/a`` when undefined), NIQE over
+the novel views (``-`` when none were rendered, ``n/a`` when they were too
+small), the fraction of novel-view frames in which dlib finds a face (with the
+counts), the number of test frames, the generator prior and the LPIPS
+backbone. A ``metrics.json`` written before a column existed shows ``-`` there. LPIPS is ``n/a`` when the backbone
 weights were absent (never a number from an untrained network), and footnotes
 under the Markdown table say so, and flag rows made with the random-init demo
 generator. The CSV has plain numbers (mean and std in separate columns, empty
@@ -26,17 +30,29 @@ log = get_logger("paper_table")
 # (key in metrics.json "metrics", column title, decimals)
 COLUMNS = (
     ("psnr", "PSNR ↑", 2),
+    ("psnr_face", "Face PSNR ↑", 2),
     ("ssim", "SSIM ↑", 4),
     ("lpips", "LPIPS ↓", 4),
     ("l1", "L1 ↓", 4),
     ("akd", "AKD ↓", 2),
 )
 NIQE_TITLE, NIQE_DECIMALS = "NIQE (novel) ↓", 2
-HEADER = ("Subject", "Driver", *(title for _, title, _ in COLUMNS), NIQE_TITLE, "Frames", "Generator prior", "LPIPS backbone")
+LIP_TITLE, LIP_DECIMALS = "Lip corr. ↑", 3
+NOVEL_FACES_TITLE = "Novel faces ↑"
+HEADER = (
+    "Subject", "Driver", *(title for _, title, _ in COLUMNS), LIP_TITLE, NIQE_TITLE, NOVEL_FACES_TITLE,
+    "Frames", "Generator prior", "LPIPS backbone",
+)
 CSV_HEADER = (
     "subject", "driver",
     *(f"{key}_{stat}" for key, _, _ in COLUMNS for stat in ("mean", "std")),
-    "niqe_mean", "niqe_std", "frames", "generator_prior", "demo_generator", "lpips_backbone",
+    "lip_corr", "niqe_mean", "niqe_std", "novel_face_fraction", "frames", "generator_prior", "demo_generator",
+    "lpips_backbone",
+)
+LEGEND = (
+    "Face PSNR: inside the convex hull of the ground truth's dlib 68 landmarks. Lip corr.: Pearson correlation of "
+    "the render's and the ground truth's inner-lip opening over the test frames. Novel faces: fraction (count) of "
+    "novel-view frames in which dlib finds a face."
 )
 DEMO_MARK = "*"
 FOOTNOTE_DEMO = (
@@ -73,6 +89,29 @@ def mean_std(stats: dict | None, decimals: int, absent: str = "n/a") -> str:
     return f"{stats['mean']:.{decimals}f} ± {stats['std']:.{decimals}f}"
 
 
+def metric_cell(metrics: dict, key: str, decimals: int) -> str:
+    """One metric column: ``-`` when the summary predates it, ``n/a`` without a value, else mean ± std."""
+    return mean_std(metrics[key], decimals) if key in metrics else "-"
+
+
+def lip_cell(summary: dict) -> str:
+    """Lip-opening correlation: ``-`` when absent from the summary, ``n/a`` when undefined."""
+    lip = summary.get("lip_opening_correlation")
+    if lip is None:
+        return "-"
+    return "n/a" if lip.get("value") is None else f"{lip['value']:.{LIP_DECIMALS}f}"
+
+
+def novel_faces_cell(summary: dict) -> str:
+    """Novel-view faces: ``fraction (detected/frames)``, ``-`` without novel views (or an older summary)."""
+    faces = summary.get("novel_faces")
+    if faces is None:
+        return "-"
+    if faces.get("fraction") is None:
+        return "n/a"
+    return f"{faces['fraction']:.2f} ({faces['detected']}/{faces['frames']})"
+
+
 def niqe_cell(niqe: dict | None) -> str:
     """NIQE column: ``-`` without novel views, ``n/a`` when they had none, else mean ± std."""
     if niqe is None:
@@ -87,8 +126,10 @@ def markdown_row(summary: dict) -> list[str]:
     return [
         summary["subject"],
         summary["driver"],
-        *(mean_std(metrics.get(key), decimals) for key, _, decimals in COLUMNS),
+        *(metric_cell(metrics, key, decimals) for key, _, decimals in COLUMNS),
+        lip_cell(summary),
         niqe_cell(summary.get("niqe")),
+        novel_faces_cell(summary),
         str(summary["frames"]),
         prior,
         summary["lpips_backbone"],
@@ -105,8 +146,10 @@ def csv_row(summary: dict) -> list:
     metrics = summary["metrics"]
     numbers = [_number(metrics.get(key), stat) for key, _, _ in COLUMNS for stat in ("mean", "std")]
     niqe = summary.get("niqe")
+    lip = _number(summary.get("lip_opening_correlation"), "value")
+    faces = _number(summary.get("novel_faces"), "fraction")
     return [
-        summary["subject"], summary["driver"], *numbers, _number(niqe, "mean"), _number(niqe, "std"),
+        summary["subject"], summary["driver"], *numbers, lip, _number(niqe, "mean"), _number(niqe, "std"), faces,
         int(summary["frames"]), summary["generator_prior"], bool(summary.get("demo_generator")), summary["lpips_backbone"],
     ]
 
@@ -139,7 +182,7 @@ def footnotes(summaries: list[dict]) -> list[str]:
 
 def markdown_table(summaries: list[dict]) -> str:
     """The whole Markdown document: title, table, footnotes."""
-    lines = ["# Results", "", "Test frames: mean ± std per subject and driver.", ""]
+    lines = ["# Results", "", "Test frames: mean ± std per subject and driver. " + LEGEND, ""]
     lines.append("| " + " | ".join(HEADER) + " |")
     lines.append("|" + "|".join("---" for _ in HEADER) + "|")
     for summary in summaries:

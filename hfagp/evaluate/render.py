@@ -92,7 +92,7 @@ def generator_description(info: dict) -> dict:
     kind = record.get("kind", "unknown")
     return {
         "kind": kind,
-        "demo": kind == "demo",
+        "demo": kind == "demo" or bool(record.get("demo")),  # a person fit made from the demo generator says so
         "checkpoint": record.get("checkpoint"),
         "fine_tuned": gen.get("source") == "tuned",
     }

@@ -147,15 +147,62 @@ def driver_signal_flags(input):
     return " ".join(flags)
 
 
-def training_flags(driver):
-    """The training block as `hfagp train` options for `driver` (params: a change reruns only the drivers it concerns)."""
+def shared_fit_driver(subject):
+    """The driver whose person fit the subject's other drivers start from (training.shared_fit_driver), or None.
+
+    None when unset or when the subject has no such driver (then every driver starts from the prior)."""
+    base = setting("training", "shared_fit_driver")
+    return base if base is not None and base in subject_drivers(subject) else None
+
+
+def is_follower(subject, driver):
+    base = shared_fit_driver(subject)
+    return base is not None and driver != base
+
+
+def training_start_input(subject, driver):
+    """What a driver starts from: the prior stage's outputs, or (a follower) the shared-fit driver's person fit."""
+    if is_follower(subject, driver):
+        return {"person": f"results/{subject}/driver/{shared_fit_driver(subject)}/person"}
+    return {
+        "prior": f"results/{subject}/prior.npz",
+        "generator": f"results/{subject}/inversion/generator.json",
+        "latents": f"results/{subject}/inversion/latents.pt",
+    }
+
+
+def training_start_flags(input):
+    """`--prior P --generator-json G --latents L` from the prior stage or from a person fit folder."""
+    from shlex import quote
+
+    if "person" in input.keys():
+        folder = Path(input.person)
+        paths = (folder / "prior.npz", folder / "generator.json", folder / "latents.pt")
+    else:
+        paths = (input.prior, input.generator, input.latents)
+    return "--prior {} --generator-json {} --latents {}".format(*(quote(str(p)) for p in paths))
+
+
+def training_flags(subject, driver):
+    """The training block as `hfagp train` options for `driver` (params: a change reruns only the drivers it concerns).
+
+    The shared-fit driver trains for shared_fit_steps and without warm start; its followers warm-start on its
+    latents and keep its generator frozen (their driver and subspace train)."""
+    base = shared_fit_driver(subject)
+    steps = setting("training", "steps")
+    warm_start = setting("training", "warm_start_steps")
+    tune_iter = setting("training", "tune_iter")
+    if base is not None and driver == base:
+        steps = setting("training", "shared_fit_steps") or steps
+        warm_start = 0
+    elif base is not None:
+        tune_iter = steps  # a follower renders with the person fit's generator as it is
     flags = {
-        "steps": "--steps",
-        "tune_iter": "--tune-iter",
         "lr": "--lr",
         "ema_decay": "--ema-decay",
         "mse_weight": "--mse-weight",
         "lpips_weight": "--lpips-weight",
+        "ssim_weight": "--ssim-weight",
         "checkpoint_every": "--checkpoint-every",
         "sample_every": "--sample-every",
         "log_every": "--log-every",
@@ -164,7 +211,8 @@ def training_flags(driver):
         flags.update(rgb_resolution="--rgb-resolution", driver_width="--driver-width")
     if driver == "audio":
         flags.update(smoothing_start="--smoothing-start", smoothing_window="--smoothing-window")
-    parts = [f"{flag} {setting('training', key)}" for key, flag in flags.items()]
+    parts = [f"--steps {steps}", f"--warm-start-steps {warm_start}", f"--tune-iter {tune_iter}"]
+    parts += [f"{flag} {setting('training', key)}" for key, flag in flags.items()]
     parts.append(optional_flag("--resolution", setting("training", "resolution")))
     parts.append(optional_flag("--generator-lr", setting("training", "generator_lr")))
     parts.append(f"--lpips-backbone {setting('lpips', 'backbone')}")
