@@ -1,6 +1,6 @@
 """The README's picture of a subject's avatars: ground truth beside each driver's test renders and yaw sweep.
 
-    python bench/demo_figure.py results/demo -o docs/demo_avatars.png [--columns 8]
+    python bench/demo_figure.py results/demo -o docs/demo_avatars.jpg [--columns 8]   (.png or .jpg)
 
 Rows: the ground-truth test crops, then for each trained driver its reenactment
 of the same test frames (at the tracked cameras) and its yaw sweep (-30 to +30
@@ -70,9 +70,17 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--columns", type=int, default=8)
     args = parser.parse_args()
+    import cv2
+
+    from hfagp.io import atomic
     from hfagp.io.images import write_png
 
-    write_png(args.output, figure(args.subject, args.columns))
+    image = figure(args.subject, args.columns)
+    if args.output.suffix.lower() in (".jpg", ".jpeg"):  # small enough to commit beside the README
+        ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
+        atomic.write_bytes(args.output, data.tobytes())
+    else:
+        write_png(args.output, image)
     print(args.output)
 
 
