@@ -123,7 +123,7 @@ class MonitorMixin:
             "first_loss": float(np.mean(losses[:k])) if losses else None,
             "final_loss": float(np.mean(losses[-k:])) if losses else None,
             "generator": self.generator_record.get("kind"),
-            "warm_start": getattr(self, "warm_start", None),
+            "warm_start": self.warm_start,
             "demo_generator": bool(self.demo_generator),
             "generator_tuned": bool(self.tuning),
             "weights": f"moving average (decay {self.settings.ema_decay:g})" if self.ema is not None else "last iterate",

@@ -34,9 +34,6 @@ from hfagp.logs import get_logger
 
 log = get_logger("training")
 
-PERSON_FILES = ("generator.json", "prior.npz", "latents.pt")
-LATENTS_FORMAT = "hfagp-latents-1"
-
 
 @torch.no_grad()
 def training_latents(trainer, chunk: int = 16) -> torch.Tensor:
@@ -54,6 +51,7 @@ def export_person(trainer, folder: str | Path) -> dict:
     """Write the person fit of ``trainer``'s current weights to ``folder`` (see the module docstring)."""
     from hfagp import eg3d
     from hfagp.prior.generator import generator_record
+    from hfagp.prior.latents import LATENTS_FORMAT
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +75,7 @@ def export_person(trainer, folder: str | Path) -> dict:
     with torch.no_grad():
         q = sub.orthonormal_basis().float().cpu()
         latents = training_latents(trainer)
-        weights = (latents.reshape(len(latents), -1) - sub.delta.detach().float().cpu()) @ q
+        weights = sub.project(latents.to(sub.delta.device)).cpu()
     variance = weights.var(dim=0, unbiased=False).numpy().astype(np.float64)
     total = float(variance.sum())
     atomic.save_npz(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hfagp.errors import HfagpError
@@ -100,9 +99,9 @@ def warm_start_driver(model, dataset, latents_path: str | Path, steps: int, lr: 
         optimizer.step()
     after = mean_error()
     driver.train(was_training)
-    variance = float(((targets - targets.mean(dim=0)) ** 2).mean()) or float("nan")
+    variance = float(((targets - targets.mean(dim=0)) ** 2).mean())
     summary = {"frames": len(positions), "steps": int(steps), "mse_before": before, "mse_after": after,
-               "r2": float(1.0 - after / variance) if np.isfinite(variance) else None}
+               "r2": 1.0 - after / variance if variance > 0 else None}
     log.info("warm start of the %s driver on %d frames' latents: weight MSE %.4g -> %.4g (R² %.3f) in %d steps",
              model.kind, len(positions), before, after, summary["r2"] if summary["r2"] is not None else float("nan"), steps)
     return summary

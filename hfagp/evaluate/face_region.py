@@ -104,9 +104,7 @@ def lip_correlation(render: list[float], truth: list[float]) -> dict:
     if constant:
         return {"value": None, "frames": frames,
                 "reason": f"the {' and '.join(constant)} lip opening does not vary over the {frames} frames"}
-    da, db = a - a.mean(), b - b.mean()
-    value = float(np.sum(da * db) / math.sqrt(float(np.sum(da * da)) * float(np.sum(db * db))))
-    return {"value": max(-1.0, min(1.0, value)), "frames": frames, "reason": None}
+    return {"value": float(np.corrcoef(a, b)[0, 1]), "frames": frames, "reason": None}
 
 
 def last_train_frames(train: list[int], crops: Path, count: int = BASELINE_FRAMES) -> list[int]:
