@@ -26,6 +26,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# lpips only for its calibration weights (lpips/weights/v0.1/*.pth): hfagp.lpips
 	# runs the network itself, so lpips' torchvision dependency is not needed.
 	$(BIN)/python -m pip install --no-deps lpips==0.1.4
+	# basicsr-fixed for NIQE's pristine model (metrics/niqe_pris_params.npz, MATLAB's) and, in the
+	# tests, as the reference its metric functions are checked against; face_recognition only as
+	# the tests' reference for the CSIM embedding. Neither is imported by hfagp (basicsr's package
+	# __init__ needs torchvision; tests/reference_tools.py loads its metric modules alone).
+	$(BIN)/python -m pip install --no-deps basicsr-fixed==1.4.2 face_recognition==1.3.0
 	touch $@
 
 demo: install

@@ -19,8 +19,10 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from hfagp import cli
 from hfagp.errors import HfagpError
-from hfagp.evaluate import face_region
-from hfagp.evaluate.scoring import DEMO_PRIOR, LandmarkPair, generator_prior, resize_area, run_evaluate
+from hfagp.evaluate import face_region, metrics, protocol
+from hfagp.evaluate.protocol import Protocol
+from hfagp.evaluate.frame_scoring import LandmarkPair
+from hfagp.evaluate.scoring import DEMO_PRIOR, generator_prior, run_evaluate
 from hfagp.io.images import read_rgb, write_rgb
 from hfagp.io.tables import write_split
 from hfagp.losses.lpips import seeded_backbone_state
@@ -78,9 +80,19 @@ def test_without_lpips_weights(subject, tmp_path):
     assert psnr[0] > psnr[1] > psnr[2] > 20  # more noise on later frames
     assert (test.ssim < 1).all() and (test.l1 > 0).all()
     assert summary["metrics"]["psnr"]["mean"] == pytest.approx(psnr.mean())
-    assert summary["frames"] == 3 and summary["resolution"] == [256, 256]
+    assert summary["frames"] == 3 and summary["resolution"] == [512, 512] and summary["render_resolution"] == [256, 256]
+    assert summary["protocol"] == {"resolution": 512, "region": "full", "color": "rgb",
+                                   "text": "512 px, RGB [0,1], full frame"}
     assert summary["akd_faces"] == {"render": 3, "ground_truth": 3, "both": 3, "face_fraction": 1.0}
-    assert (test.akd < 3.0).all()  # same face, pixels at 256
+    assert (test.akd < 6.0).all() and (test.lmd < test.akd + 1).all()  # same face, pixels at 512
+    assert (test.csim > 0.95).all() and summary["metrics"]["csim"]["count"] == 3  # the same person
+    assert (test.missing == "lpips: LPIPS backbone weights absent").all()
+    assert summary["metrics"]["lpips"]["missing"] == {"LPIPS backbone weights absent": 3}
+    assert summary["metrics"]["akd"]["frames"] == 3 and summary["metrics"]["akd"]["missing"] == {}
+    assert set(summary["methods"]) == {"psnr", "psnr_face", "ssim", "l1", "lpips", "akd", "lmd", "csim", "niqe"}
+    assert "renders 256x256 resized (bicubic)" in summary["methods"]["psnr"]["protocol"]
+    assert summary["methods"]["ssim"]["version"].startswith("scikit-image==")
+    assert "basicsr-fixed" in summary["methods"]["niqe"]["version"]
     face = test.psnr_face.to_numpy()
     assert face[0] > face[1] > face[2] > 20 and np.isfinite(face).all()
     assert summary["metrics"]["psnr_face"]["mean"] == pytest.approx(face.mean())
@@ -165,22 +177,24 @@ def talking(tmp_path_factory) -> dict:
 
 def test_talking_face_lips_baseline_and_novel_faces(talking, tmp_path):
     out = tmp_path / "metrics.parquet"
-    summary = evaluate(talking, out, lpips_weights=tmp_path / "absent.pth", novel=talking["novel"])
+    summary = evaluate(talking, out, lpips_weights=tmp_path / "absent.pth", novel=talking["novel"],
+                       protocol=Protocol(resolution="render"))
     table = pd.read_parquet(out)
     test = table[table.set == "test"].reset_index(drop=True)
     assert test.frame.tolist() == TALKING_TEST and summary["resolution"] == [128, 128]
-    assert list(table.columns) == ["frame", "set", "psnr", "psnr_face", "ssim", "l1", "lpips", "akd", "niqe",
-                                   "lip_render", "lip_gt", "face_render", "face_gt"]
+    assert list(table.columns) == ["frame", "set", "psnr", "psnr_face", "ssim", "l1", "lpips", "akd", "lmd", "csim",
+                                   "niqe", "lip_render", "lip_gt", "face_render", "face_gt", "missing"]
 
     # face PSNR: skimage's PSNR over the hull of the ground truth's landmarks (recomputed here)
     landmarks = LandmarkPair(128, 128)
     baseline_psnr, baseline_face = [], []
     last10 = [talking["crops"] / f"{frame:06d}.png" for frame in TALKING_TRAIN[-10:]]
-    mean = np.mean([resize_area(read_rgb(path), 128, 128) for path in last10], axis=0)
+    mean = np.mean([protocol.resize_to(read_rgb(path) / 255.0, 128, 128) for path in last10], axis=0)
     for frame, row in zip(TALKING_TEST, test.itertuples()):
         render = read_rgb(talking["renders"] / f"{frame:06d}.png").astype(np.float64) / 255.0
-        truth = resize_area(read_rgb(talking["crops"] / f"{frame:06d}.png"), 128, 128)
-        _, points = landmarks(np.zeros((128, 128, 3), np.uint8), np.round(truth * 255).astype(np.uint8))
+        truth = protocol.resize_to(read_rgb(talking["crops"] / f"{frame:06d}.png") / 255.0, 128, 128)
+        _, found = landmarks(np.zeros((128, 128, 3), np.uint8), np.round(truth * 255).astype(np.uint8))
+        points = None if found is None else found[1]
         assert (points is not None) == row.face_gt
         baseline_psnr.append(peak_signal_noise_ratio(truth, mean, data_range=1.0))
         if points is None:
@@ -214,6 +228,40 @@ def test_talking_face_lips_baseline_and_novel_faces(talking, tmp_path):
     assert summary["akd_faces"]["face_fraction"] == pytest.approx(test.face_render.mean())
 
 
+@pytest.mark.parametrize("region,color", [("head", "rgb"), ("face", "y")])
+def test_regions_colours_and_missing_frames(talking, tmp_path, region, color):
+    """Region metrics recomputed from the protocol's own pieces; frames without a face are counted, never zero-filled."""
+    out = tmp_path / "m.parquet"
+    chosen = Protocol(resolution=256, region=region, color=color)
+    summary = evaluate(talking, out, lpips_weights=tmp_path / "absent.pth", protocol=chosen)
+    test = pd.read_parquet(out).reset_index(drop=True)
+    assert summary["resolution"] == [256, 256] and summary["protocol"]["region"] == region
+    landmarks = LandmarkPair(256, 256)
+    for frame, row in zip(TALKING_TEST, test.itertuples()):
+        render = protocol.resize_to(read_rgb(talking["renders"] / f"{frame:06d}.png") / 255.0, 256, 256)
+        truth = protocol.resize_to(read_rgb(talking["crops"] / f"{frame:06d}.png") / 255.0, 256, 256)
+        found_render, found = landmarks(np.round(render * 255).astype(np.uint8), np.round(truth * 255).astype(np.uint8))
+        if found is None:
+            assert np.isnan(row.psnr) and np.isnan(row.ssim) and f"the {region} mask needs" in row.missing
+            continue
+        mask = protocol.region_mask(found[1], region, 256, 256)
+        a, b = (protocol.to_color(image, color) for image in protocol.apply_region(render, truth, region, mask))
+        assert row.psnr == pytest.approx(peak_signal_noise_ratio(b, a, data_range=1.0), abs=1e-9)
+        assert row.l1 == pytest.approx(np.abs(a - b).mean(), abs=1e-12)
+        if found_render is not None:
+            assert row.lmd == pytest.approx(metrics.lmd(found_render[1], found[1]), abs=1e-9)
+        else:
+            assert np.isnan(row.lmd) and np.isnan(row.csim) and "no face found in the render" in row.missing
+    stats = summary["metrics"]["psnr"]
+    assert stats["frames"] == 10 and stats["count"] == test.psnr.notna().sum()
+    assert sum(stats["missing"].values()) == 10 - stats["count"]
+    assert summary["metrics"]["csim"]["count"] == (test.face_render & test.face_gt).sum() >= 8
+    full = evaluate(talking, tmp_path / "full.parquet", lpips_weights=tmp_path / "absent.pth",
+                    protocol=Protocol(resolution=256, color=color))
+    if region == "head":  # pasting the ground truth outside the head raises PSNR
+        assert summary["metrics"]["psnr"]["mean"] > full["metrics"]["psnr"]["mean"] + 1
+
+
 def test_generator_prior_descriptions():
     assert generator_prior({"kind": "checkpoint", "demo": False, "checkpoint": "/w/ffhqrebalanced512-128.pkl"}) == \
         "EG3D ffhqrebalanced512-128.pkl"
@@ -236,13 +284,15 @@ def test_cli(subject, tmp_path, monkeypatch):
     text = md.read_text()
     assert "| astro | rgb |" in text and "| Face PSNR ↑ |" in text and "| Lip corr. ↑ |" in text
     row = next(line for line in text.splitlines() if line.startswith("| astro |")).split(" | ")
-    assert row[8:11] == ["n/a", "-", "-"]  # lip corr. (constant ground truth); NIQE and novel faces: no --novel
+    assert row[10:13] == ["n/a", "-", "-"]  # lip corr. (constant ground truth); NIQE and novel faces: no --novel
     assert cli.main(["evaluate", "--renders", "x", "--crops", "y", "--split", str(tmp_path / "none.json"),
                      "--avatar-info", str(subject["avatar"]), "-o", str(out)]) == 2
 
 
 def test_modules_do_not_import_torch():
-    code = ("import sys, hfagp.evaluate.scoring, hfagp.evaluate.face_region, hfagp.evaluate.paper_table, hfagp.evaluate.metrics, hfagp.evaluate.niqe, hfagp.io.video; "
+    code = ("import sys, hfagp.evaluate.scoring, hfagp.evaluate.face_region, hfagp.evaluate.paper_table, "
+            "hfagp.evaluate.metrics, hfagp.evaluate.niqe, hfagp.evaluate.identity, hfagp.evaluate.protocol, "
+            "hfagp.evaluate.methods, hfagp.evaluate.frame_scoring, hfagp.io.video; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

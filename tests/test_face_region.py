@@ -12,8 +12,8 @@ from scipy.stats import pearsonr
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio
 
-from hfagp.evaluate import face_region
-from hfagp.evaluate.scoring import face_tracker, resize_area
+from hfagp.evaluate import face_region, protocol
+from hfagp.evaluate.frame_scoring import face_tracker
 from hfagp.io.images import write_rgb
 
 
@@ -137,7 +137,7 @@ def test_last_train_frames_and_mean_image(tmp_path):
     assert face_region.last_train_frames([0, 1, 2, 3], tmp_path) == [2, 3]
     assert face_region.last_train_frames([], tmp_path) == []
     paths = [tmp_path / f"{f:06d}.png" for f in (2, 3)]
-    expected = (resize_area(images[2], 32, 32) + resize_area(images[3], 32, 32)) / 2
+    expected = (protocol.resize_to(images[2] / 255.0, 32, 32) + protocol.resize_to(images[3] / 255.0, 32, 32)) / 2
     assert np.allclose(face_region.mean_image(paths, 32, 32), expected, atol=1e-12)
 
 

@@ -1,14 +1,18 @@
-"""hfagp.evaluate.metrics: PSNR, SSIM, L1, AKD and LPIPS loading against known values."""
+"""hfagp.evaluate.metrics: PSNR, SSIM, L1, AKD, LMD and LPIPS loading, against known values and the reference tools."""
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
-from skimage.metrics import structural_similarity
+from media import demo_frames
+from reference_tools import basicsr_metrics
+from skimage import data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from hfagp.evaluate import metrics
+from hfagp.evaluate import metrics, protocol
 
 
 def image(seed: int = 0, shape=(48, 64, 3)) -> np.ndarray:
@@ -98,3 +102,72 @@ def test_lpips_with_seeded_backbone(tmp_path):
     a, b = image(0, (64, 64, 3)), image(1, (64, 64, 3))
     assert scorer(a, a) == pytest.approx(0.0, abs=1e-6)
     assert scorer(a, b) > 0.0
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def photograph_pairs():
+    """(name, clean, distorted) uint8 RGB pairs of real photographs and a real face crop."""
+    face = cv2.resize(demo_frames(1)[0][12:116, 34:138], (512, 512), interpolation=cv2.INTER_CUBIC)
+    pairs = []
+    for name, rgb in (("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea()),
+                      ("carphone_face", face)):
+        pairs.append((f"{name}_jpeg", rgb, jpeg(rgb, 30)))
+        pairs.append((f"{name}_blur", rgb, cv2.GaussianBlur(rgb, (0, 0), 1.5)))
+    return pairs
+
+
+PAIRS = photograph_pairs()
+
+
+@pytest.mark.parametrize("name,clean,distorted", PAIRS, ids=[p[0] for p in PAIRS])
+def test_psnr_ssim_l1_equal_the_reference_tools(name, clean, distorted):
+    """RGB and Y (protocol colour ``y``) against scikit-image and basicsr on real photographs."""
+    basicsr = basicsr_metrics()
+    a, b = clean.astype(np.float64) / 255.0, distorted.astype(np.float64) / 255.0
+    bgr_a, bgr_b = clean[..., ::-1].astype(np.float64), distorted[..., ::-1].astype(np.float64)
+    ours = metrics.psnr(a, b)
+    assert ours == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0), abs=1e-9)
+    assert ours == pytest.approx(basicsr.calculate_psnr(bgr_a, bgr_b, crop_border=0), abs=1e-9)
+    ours = metrics.ssim(a, b)
+    assert ours == pytest.approx(structural_similarity(a, b, channel_axis=-1, data_range=1.0, gaussian_weights=True,
+                                                       sigma=1.5, use_sample_covariance=False), abs=1e-12)
+    assert ours == pytest.approx(basicsr.calculate_ssim(bgr_a, bgr_b, crop_border=0), abs=1e-6)
+    assert metrics.l1(a, b) == pytest.approx(np.abs(clean.astype(float) - distorted).mean() / 255.0, abs=1e-12)
+
+    ya, yb = protocol.luma(a), protocol.luma(b)
+    assert metrics.psnr(ya, yb) == pytest.approx(
+        basicsr.calculate_psnr(bgr_a, bgr_b, crop_border=0, test_y_channel=True), abs=1e-4)
+    assert metrics.ssim(ya, yb) == pytest.approx(
+        basicsr.calculate_ssim(bgr_a, bgr_b, crop_border=0, test_y_channel=True), abs=1e-5)
+
+
+def test_lmd_is_the_mean_centred_mouth_distance():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(100, 400, size=(68, 2))
+    render = truth + rng.normal(0, 2, size=(68, 2))
+    mouth_r, mouth_t = render[48:68], truth[48:68]
+    expected = np.mean([math.dist(r - mouth_r.mean(axis=0), t - mouth_t.mean(axis=0)) for r, t in zip(mouth_r, mouth_t)])
+    assert metrics.lmd(render, truth) == pytest.approx(expected, abs=1e-12)
+    # head translation does not count; a wider mouth does; points outside the mouth do not
+    assert metrics.lmd(render + [30.0, -12.0], truth) == pytest.approx(metrics.lmd(render, truth), abs=1e-9)
+    assert metrics.lmd(truth + [5.0, 5.0], truth) == pytest.approx(0.0, abs=1e-12)
+    wide = truth.copy()
+    wide[48:68, 0] = truth[48:68, 0].mean() + 1.5 * (truth[48:68, 0] - truth[48:68, 0].mean())
+    assert metrics.lmd(wide, truth) > 1.0
+    moved = truth.copy()
+    moved[:48] += 50.0
+    assert metrics.lmd(moved, truth) == 0.0 and metrics.akd(moved, truth) > 30.0
+    assert math.isnan(metrics.lmd(None, truth)) and math.isnan(metrics.lmd(truth, None))
+    with pytest.raises(ValueError):
+        metrics.lmd(truth[:60], truth[:60])
+
+
+def test_one_channel_images():
+    a, b = image(0)[..., :1], image(1)[..., :1]
+    assert metrics.psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0))
+    assert 0 < metrics.ssim(a, b) < 1

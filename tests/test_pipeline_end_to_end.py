@@ -88,8 +88,13 @@ def test_paper_table_has_one_row_per_subject_and_driver(pipeline):
     assert rows == sorted([("tiny", d) for d in DRIVERS] + [("other", "expression")])
     assert table.demo_generator.all() and table.lpips_backbone.str.startswith("n/a").all()
     assert table.lpips_mean.isna().all(), "no LPIPS number without the backbone weights"
+    assert (table.protocol == "512 px, RGB [0,1], full frame").all()  # config.yaml's default protocol
+    assert {"lmd_mean", "csim_mean", "csim_n", "akd_n"} <= set(table.columns)
+    assert table.niqe_method.str.contains("basicsr-fixed==1.4.2").all()
+    assert table.csim_method.str.contains("dlib").all() and table.lpips_method.str.startswith("n/a").all()
     markdown = (workdir / "results" / "paper_table.md").read_text()
     assert "random-init demo generator" in markdown and "n/a" in markdown
+    assert "## Metrics: tool, version, protocol" in markdown and "- **lmd**" in markdown
 
 
 @pytest.mark.slow

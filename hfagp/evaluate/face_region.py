@@ -116,13 +116,13 @@ def last_train_frames(train: list[int], crops: Path, count: int = BASELINE_FRAME
 
 
 def mean_image(paths: list[Path], height: int, width: int) -> np.ndarray:
-    """Mean of the area-resized images (float64 [0, 1], (height, width, 3))."""
-    from hfagp.evaluate.scoring import resize_area
+    """Mean of the images resized like the ground truth (float64 [0, 1], (height, width, 3); area when shrinking)."""
+    from hfagp.evaluate.protocol import resize_to
     from hfagp.io.images import read_rgb
 
     total = np.zeros((height, width, 3), dtype=np.float64)
     for path in paths:
-        total += resize_area(read_rgb(path), height, width)
+        total += resize_to(read_rgb(path).astype(np.float64) / 255.0, height, width)
     return total / len(paths)
 
 

@@ -1,7 +1,9 @@
-"""Full-reference image metrics of the evaluate stage: PSNR, SSIM, L1, LPIPS and AKD.
+"""Full-reference image metrics of the evaluate stage: PSNR, SSIM, L1, LPIPS, AKD and LMD.
 
-Images are float arrays in [0, 1] of shape (H, W, 3) (use :func:`to_unit` on
-uint8 frames); both images of a pair have the same shape. Conventions:
+Images are float arrays in [0, 1] of shape (H, W, 3), or (H, W, 1) for a luma
+channel (use :func:`to_unit` on uint8 frames); both images of a pair have the
+same shape. What region, size and colour space they are in is the evaluation
+protocol's business (:mod:`hfagp.evaluate.protocol`). Conventions:
 
 * **PSNR** ``10 log10(data_range^2 / MSE)`` over all pixels and channels.
   Identical images have MSE 0 and PSNR ``+inf`` (returned as ``math.inf``,
@@ -20,6 +22,16 @@ uint8 frames); both images of a pair have the same shape. Conventions:
   from an untrained backbone).
 * **AKD** mean Euclidean distance (pixels) between corresponding points of two
   68-point landmark sets; NaN when either set is missing.
+* **LMD** (landmark distance of the mouth, as the RAD-NeRF / ER-NeRF family
+  computes it): the mouth points 48-67 (0-based) of each set, each set
+  centred on its own mean, mean Euclidean distance in pixels; NaN when either
+  set is missing. The centring removes head translation, so LMD measures
+  mouth shape (lip sync), AKD the whole face's placement.
+
+PSNR, SSIM and L1 equal scikit-image's ``peak_signal_noise_ratio`` /
+``structural_similarity`` / a mean absolute difference and basicsr's
+``calculate_psnr`` / ``calculate_ssim`` (tests/test_metrics.py checks them on
+photographs); LPIPS equals lpips 0.1.4 (tests/test_lpips.py).
 
 torch and scikit-image are imported lazily so importing this module (and
 starting the CLI) stays light.
@@ -52,8 +64,8 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected (H, W, 3) images, got {a.shape}")
+    if a.ndim != 3 or a.shape[2] not in (1, 3):
+        raise ValueError(f"expected (H, W, 3) or (H, W, 1) images, got {a.shape}")
     return a, b
 
 
@@ -91,6 +103,21 @@ def akd(landmarks_a: np.ndarray | None, landmarks_b: np.ndarray | None) -> float
     if np.isnan(a).any() or np.isnan(b).any():
         return math.nan
     return float(np.mean(np.linalg.norm(a - b, axis=1)))
+
+
+MOUTH = slice(48, 68)
+
+
+def lmd(landmarks_a: np.ndarray | None, landmarks_b: np.ndarray | None) -> float:
+    """Mouth landmark distance: mean distance of points 48-67 after centring each set on its mean; NaN if missing."""
+    if landmarks_a is None or landmarks_b is None:
+        return math.nan
+    a = np.asarray(landmarks_a, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(landmarks_b, dtype=np.float64).reshape(-1, 2)
+    if a.shape != (68, 2) or b.shape != (68, 2):
+        raise ValueError(f"LMD needs two 68-point landmark sets, got {a.shape} and {b.shape}")
+    mouth_a, mouth_b = a[MOUTH] - a[MOUTH].mean(axis=0), b[MOUTH] - b[MOUTH].mean(axis=0)
+    return float(np.mean(np.linalg.norm(mouth_a - mouth_b, axis=1)))
 
 
 def summarize(values) -> dict:

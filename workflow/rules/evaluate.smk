@@ -99,9 +99,15 @@ rule evaluate:
         table="results/{subject}/render/{driver}/metrics.parquet",
         summary="results/{subject}/render/{driver}/metrics.json",
     params:
-        lpips=lambda w: (
-            f"--lpips-backbone {setting('lpips', 'backbone')} "
-            + optional_flag("--lpips-weights", setting("lpips", "weights"))
+        protocol=lambda w: " ".join(
+            [
+                f"--resolution {setting('evaluation', 'resolution')}",
+                f"--region {setting('evaluation', 'region')}",
+                f"--color {setting('evaluation', 'color')}",
+                f"--lpips-backbone {setting('evaluation', 'lpips_backbone')}",
+                optional_flag("--lpips-weights", setting("evaluation", "lpips_weights")),
+                optional_flag("--niqe-model", setting("evaluation", "niqe_model")),
+            ]
         ),
     log:
         "results/{subject}/logs/evaluate_{driver}.log",
@@ -115,7 +121,7 @@ rule evaluate:
         "../../envs/hfagp.yaml"
     shell:
         "hfagp evaluate --renders {input.renders:q} --novel {input.novel:q} --crops {input.crops:q} "
-        "--split {input.split:q} --avatar-info {input.info:q} {params.lpips} -o {output.table:q} --log {log:q}"
+        "--split {input.split:q} --avatar-info {input.info:q} {params.protocol} -o {output.table:q} --log {log:q}"
 
 
 rule table:
