@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean rehearsal
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,21 @@ demo: install
 	$(SNAKEMAKE) --cores $(CORES)
 	$(SNAKEMAKE) --report results/report.html
 
+# The whole DAG at full size (config/rehearsal.yaml: the ffhq512 architecture with random weights, real
+# shapes, tiny step counts) in rehearsal/, then its per-stage seconds and peak memory (README "Full-size rehearsal").
+REHEARSAL ?= rehearsal
+rehearsal: install
+	mkdir -p $(REHEARSAL)/models
+	cp config/rehearsal.yaml $(REHEARSAL)/config.yaml
+	test -f $(REHEARSAL)/models/ffhq512_random.pt || \
+		$(BIN)/hfagp eg3d-snapshot --arch ffhq512 --seed 0 -o $(REHEARSAL)/models/ffhq512_random.pt
+	# LPIPS's backbone with seeded random weights: the loss costs what the real one costs (never used as a metric)
+	test -f $(REHEARSAL)/models/alexnet-random.pth || $(BIN)/python -c "import torch; \
+		from hfagp.losses.lpips import seeded_backbone_state as s; \
+		torch.save(s('alex', 0), '$(REHEARSAL)/models/alexnet-random.pth')"
+	$(SNAKEMAKE) --snakefile $(CURDIR)/workflow/Snakefile --directory $(REHEARSAL) --cores $(CORES)
+	$(BIN)/python bench/rehearsal_table.py $(REHEARSAL)
+
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
@@ -47,4 +62,4 @@ lint: install
 	$(SNAKEMAKE) --lint
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake rehearsal

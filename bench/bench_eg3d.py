@@ -49,17 +49,9 @@ OFFICIAL = {
 
 
 def _full512_kwargs() -> tuple[dict, int]:
-    from hfagp.eg3d import DEMO_INIT_KWARGS
+    from hfagp.eg3d.snapshot import init_kwargs
 
-    kwargs = copy.deepcopy(DEMO_INIT_KWARGS)
-    kwargs.update(img_resolution=512, channel_base=32768, channel_max=512)
-    kwargs["rendering_kwargs"].update(
-        image_resolution=512,
-        superresolution_module="training.superresolution.SuperresolutionHybrid8XDC",
-        depth_resolution=48,
-        depth_resolution_importance=48,
-    )
-    return kwargs, 128
+    return init_kwargs("ffhq512")
 
 
 def _frontal_camera(batch: int):

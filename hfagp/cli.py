@@ -30,7 +30,7 @@ _COMMAND_MODULES = (
     "hfagp.prior.cli",  # select-frames, invert, prior, qc-prior
     "hfagp.avatar.cli",  # train
     "hfagp.evaluate.cli",  # render, render-cross, evaluate, paper-table
-    "hfagp.eg3d.cli",  # eg3d-sample
+    "hfagp.eg3d.cli",  # eg3d-sample, eg3d-snapshot
 )
 
 

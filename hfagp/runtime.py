@@ -2,6 +2,7 @@
 
 * :func:`resolve_device`: ``cpu`` / ``cuda`` / ``cuda:N`` / ``auto`` with a clear error when CUDA is absent.
 * :func:`setup_torch`: the thread count and the global seed of a command, set once at its start.
+* :func:`settle_vector_math`: run each of torch's MKL vector-math routines once, serially, before real work.
 * :func:`seed_process`, :func:`rng_state`, :func:`set_rng_state`: the RNG streams of a training process,
   saved in ``resume.pt`` as plain containers (tensors, numbers, tuples) so that weights-only loading reads them.
 """
@@ -26,10 +27,33 @@ def resolve_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
+# The float ops that torch's CPU kernels hand to MKL's vector math library (VML) when torch is built with MKL
+# (ATen/cpu/vml.h); every other elementwise op runs ATen's own vectorised kernels.
+MKL_VECTOR_MATH_OPS = ("acos", "asin", "atan", "cos", "erf", "erfc", "erfinv", "exp", "log", "log10", "log2",
+                       "sin", "sqrt", "tan", "tanh", "trunc")
+
+
+def settle_vector_math() -> None:
+    """Call each of :data:`MKL_VECTOR_MATH_OPS` once, on one thread, in float32 and float64.
+
+    VML's results depend on which of MKL's CPU code paths computes them (the bits of exp, log and sqrt differ
+    between its SSE4.2, AVX2 and AVX-512 paths), and MKL picks the path lazily, at a routine's first call. A
+    first call made by several threads at once in a loaded fresh process once gave a different result from
+    every later call (README "Reproducibility"). Calling each routine first on a tensor too small for torch to
+    split across threads takes that choice out of any race. The renderer needs none of this (it uses no VML
+    routine); the optimiser's sqrt and the training PSNR's log10 do. Costs well under a millisecond.
+    """
+    for dtype in (torch.float32, torch.float64):
+        x = torch.linspace(0.125, 0.875, 64, dtype=dtype)
+        for name in MKL_VECTOR_MATH_OPS:
+            getattr(torch, name)(x)
+
+
 def setup_torch(threads: int = 0, seed: int | None = None) -> None:
-    """Set torch's CPU thread count (0 keeps torch's default) and, when given, seed torch's global RNG."""
+    """Set torch's CPU thread count (0 keeps torch's default), settle MKL's vector math and seed torch's RNG."""
     if threads:
         torch.set_num_threads(int(threads))
+    settle_vector_math()
     if seed is not None:
         torch.manual_seed(int(seed))
 

@@ -51,10 +51,9 @@ def cmd_audio_features(args) -> None:
 
     source = resolve_input(args.input, what="audio input")
     model = _resolve_model(args.deepspeech)
-    if args.threads:
-        import torch
+    from hfagp.runtime import setup_torch
 
-        torch.set_num_threads(args.threads)
+    setup_torch(args.threads)  # DeepSpeech's LSTM runs tanh, one of MKL's vector-math routines
     timing = resolve_timing(source, fps=args.fps, n_frames=args.n_frames, frames_table=args.frames_table)
     result = compute_audio_features(source, timing, model=model)
     result.meta["source"] = str(args.input)

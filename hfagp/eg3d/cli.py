@@ -1,4 +1,4 @@
-"""``hfagp eg3d-sample``: load a generator and render a grid of identities x viewpoints.
+"""``hfagp eg3d-sample``: load a generator and render a grid of identities x viewpoints (and ``eg3d-snapshot``).
 
 The quickest check that a checkpoint loads and renders sensibly: rows are
 random identities (one seed each), columns are cameras at the given yaw
@@ -48,7 +48,10 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def register(subparsers) -> None:
-    """Add ``hfagp eg3d-sample``."""
+    """Add ``hfagp eg3d-sample`` and ``hfagp eg3d-snapshot``."""
+    from hfagp.eg3d import snapshot
+
+    snapshot.register(subparsers)
     parser = subparsers.add_command(
         "eg3d-sample",
         help="render identities x yaw angles from an EG3D checkpoint (or the demo generator) to a PNG grid",

@@ -9,7 +9,7 @@ Conventions (spec/eg3d.md section 1):
 * Decoder: mean over the three planes, FC 32->64, softplus, FC 64->33;
   sigma is the raw first channel, the 32 features are ``sigmoid * 1.002 - 0.001``.
 * Marching (MipRayMarcher2): interval midpoints, ``softplus(sigma_mid - 1)``,
-  ``alpha = 1 - exp(-sigma * delta)``, transmittance ``cumprod([1, 1 - alpha + 1e-10])``.
+  ``alpha = 1 - exp(-sigma * delta)`` (as ``-expm1(-sigma * delta)``), transmittance ``cumprod([1, 1 - alpha + 1e-10])``.
   Depth is the weighted mean depth, NaN -> inf, clamped to the min/max depth of
   the whole batch. Features are scaled to [-1, 1].
 
@@ -70,7 +70,10 @@ def marching_weights(densities: torch.Tensor, depths: torch.Tensor) -> torch.Ten
     """Per-interval weights [..., S-1] of raw densities and sorted depths [..., S] (MipRayMarcher2)."""
     deltas = depths[..., 1:] - depths[..., :-1]
     densities_mid = F.softplus((densities[..., :-1] + densities[..., 1:]) / 2 - 1)
-    alpha = 1 - torch.exp(-(densities_mid * deltas))
+    # -expm1(-x) is 1 - exp(-x) (to 6e-8 here) computed by ATen's own vectorised kernel: torch.exp on CPU
+    # goes to MKL's VML, whose bits depend on which of MKL's CPU code paths runs it, and a fresh process
+    # under load sometimes ran another path for its first call (README "Reproducibility").
+    alpha = -torch.expm1(-(densities_mid * deltas))
     transmittance = torch.cumprod(
         torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha + TRANSMITTANCE_EPS], dim=-1), dim=-1
     )
