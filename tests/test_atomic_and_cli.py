@@ -78,3 +78,47 @@ def test_building_the_cli_does_not_import_torch():
     code = "import sys, hfagp.cli; hfagp.cli.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_equal_arrays_and_checkpoints_give_equal_files_at_any_time_and_path(tmp_path, monkeypatch):
+    """prior.npz and every checkpoint: bitwise the same file for the same content, whatever the clock says and
+    whatever temporary name the atomic write used (np.savez dated its zip members, and torch.save given a
+    path names its archive folder after the temporary file)."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from hfagp.io.artifacts import load_npz
+
+    arrays = {"mean": np.arange(6.0).reshape(2, 3), "basis": np.eye(3, dtype=np.float32), "name": np.array("subject")}
+    checkpoint = {"weights": torch.arange(12.0).reshape(3, 4), "step": 7, "nested": {"bias": torch.ones(2)}}
+    atomic.save_npz(tmp_path / "a" / "prior.npz", **arrays)
+    atomic.torch_save(tmp_path / "a" / "checkpoint.pt", checkpoint)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3 * 86400 + 7)
+    atomic.save_npz(tmp_path / "b" / "prior.npz", **arrays)
+    atomic.torch_save(tmp_path / "b" / "checkpoint.pt", checkpoint)
+    for name in ("prior.npz", "checkpoint.pt"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    loaded = load_npz(tmp_path / "b" / "prior.npz", what="prior", fix="rerun the prior stage")
+    assert set(loaded) == set(arrays) and all(np.array_equal(loaded[k], arrays[k]) for k in arrays)
+    assert loaded["basis"].dtype == np.float32
+    reloaded = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert torch.equal(reloaded["weights"], checkpoint["weights"]) and reloaded["step"] == 7
+
+
+def test_artifacts_get_the_mode_of_any_new_file(tmp_path):
+    """Not the 0600 / 0700 of the temporary file or folder: 0666 / 0777 less the umask."""
+    import os
+    import stat
+
+    mask = os.umask(0o027)
+    try:
+        atomic.write_json(tmp_path / "a.json", {"x": 1})
+        with atomic.atomic_directory(tmp_path / "frames") as folder:
+            (folder / "000000.png").write_bytes(b"x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o750

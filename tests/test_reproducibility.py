@@ -7,9 +7,14 @@ SHA-256 digests of the raw bytes of what they produced, never tolerances:
 * EG3D synthesis with jittered ray sampling (``torch.manual_seed`` right before
   the call, the conformance fixtures' protocol) for the demo architecture and
   the released ffhq512 one (random weights), at 2 threads;
-* a short ``hfagp`` driver training (RGB and audio drivers, the generator
+* a short ``hfagp`` driver training (the RGB driver, the generator
   tuned after the first step): every tensor of the checkpoint, and
-  ``metrics.json`` without its wall-clock fields.
+  ``metrics.json`` without its wall-clock fields;
+* W+ inversion with a PTI step and the PCA prior (latents, tuned generator, loss table, ``prior.npz`` bytes).
+
+Two of the three processes run beside a busy process (the defect showed under load). Two more tests pin the
+cause: rendering calls none of the ops torch hands to MKL's vector math, and the ray marcher's bits do not
+change with MKL's code path.
 
 README "Reproducibility" says what is and is not bitwise across thread counts
 and machines.
@@ -56,10 +61,11 @@ if mode == "synthesis":
     from hfagp.eg3d.snapshot import random_generator
 
     G = random_generator(sys.argv[3], seed=0)
-    c = torch.tensor(np.stack([camera.camera_label(camera.look_at_cam2world(yaw_deg=yaw, pitch_deg=-5.0)) for yaw in (-20.0, 15.0)]),
+    yaws = (-20.0, 15.0) if sys.argv[3] == "demo" else (15.0,)  # ffhq512: one 512 px frame, 17 s
+    c = torch.tensor(np.stack([camera.camera_label(camera.look_at_cam2world(yaw_deg=yaw, pitch_deg=-5.0)) for yaw in yaws]),
                      dtype=torch.float32)
     with torch.no_grad():
-        z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1))
+        z = torch.randn(len(yaws), G.z_dim, generator=torch.Generator().manual_seed(1))
         ws = G.mapping(z, c, truncation_psi=0.7)
         torch.manual_seed(3)
         out = G.synthesis(ws, c, noise_mode="const")
@@ -72,6 +78,29 @@ elif mode == "marching":
     depths = torch.sort(2.25 + torch.rand(2, 4096, 48, 1, generator=g) * 1.05, dim=-2).values
     weights = marching_weights(densities.squeeze(-1), depths.squeeze(-1))
     print(json.dumps({"weights": digest([("weights", weights)]), "exp": digest([("exp", torch.exp(-densities.abs()))])}))
+elif mode == "prior":
+    from test_prior_workflow import write_upstream
+
+    from hfagp.cli import main
+
+    subject = Path(sys.argv[3])
+    write_upstream(subject, n=4)
+    inv = subject / "inversion"
+    assert main(["select-frames", "--cameras", str(subject / "cameras.parquet"), "--split", str(subject / "split.json"),
+                 "--frames", "2", "-o", str(inv / "selection.json")]) == 0
+    assert main(["invert", "--crops", str(subject / "crops"), "--cameras", str(subject / "cameras.parquet"),
+                 "--selection", str(inv / "selection.json"), "-o", str(inv / "latents.pt"),
+                 "--losses", str(inv / "losses.parquet"), "--generator-json", str(inv / "generator.json"),
+                 "--tuned-generator", str(inv / "generator_tuned.pt"), "--steps", "3", "--pti-steps", "1",
+                 "--batch-size", "2", "--lpips-weight", "0", "--threads", "2"]) == 0
+    assert main(["prior", str(inv / "latents.pt"), "-o", str(subject / "prior.npz"), "--subspace-dim", "1"]) == 0
+    latents = torch.load(inv / "latents.pt", weights_only=True)
+    tuned = torch.load(inv / "generator_tuned.pt", weights_only=True)
+    print(json.dumps({"latents": digest([(k, v) for k, v in sorted(latents.items()) if torch.is_tensor(v)]),
+                      "tuned": digest(sorted((k, v) for k, v in tuned["state_dict"].items())) if "state_dict" in tuned else
+                      hashlib.sha256((inv / "generator_tuned.pt").read_bytes()).hexdigest(),
+                      "prior.npz": hashlib.sha256((subject / "prior.npz").read_bytes()).hexdigest(),
+                      "losses": hashlib.sha256((inv / "losses.parquet").read_bytes()).hexdigest()}))
 else:
     from test_training import paths_for, tiny_settings
 
@@ -109,8 +138,8 @@ def run_fresh(script: Path, *args: str, env: dict | None = None) -> dict:
 
 
 @contextlib.contextmanager
-def cpu_load(processes: int = 2):
-    """Busy processes competing for the cores: the defect of issue 24 showed mostly in a loaded fresh process."""
+def cpu_load(processes: int = 1):
+    """A busy process competing for the cores: the defect of issue 24 showed mostly in a loaded fresh process."""
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
     try:
         yield
@@ -141,13 +170,22 @@ def test_synthesis_is_bitwise_the_same_in_fresh_processes(child, architecture):
     assert all(d == digests[0] for d in digests), digests
 
 
-@pytest.mark.parametrize("kind", ["rgb", "audio"])
+@pytest.mark.parametrize("kind", ["rgb"])  # the largest driver; the others differ only in their encoder
 def test_training_is_bitwise_the_same_in_fresh_processes(child, tmp_path, kind):
     subject = make_subject(tmp_path / "subject")
     subject_arg = json.dumps({k: None if v is None else str(v) for k, v in subject.items()})
     digests = [run_fresh(child, "train", kind, subject_arg, str(tmp_path / "run0"))]
     with cpu_load():
         digests += [run_fresh(child, "train", kind, subject_arg, str(tmp_path / f"run{k}")) for k in range(1, PROCESSES)]
+    assert all(d == digests[0] for d in digests), digests
+
+
+def test_inversion_and_prior_are_bitwise_the_same_in_fresh_processes(child, tmp_path):
+    """W+ inversion with one PTI step, then the PCA prior: the latents, the tuned generator, the loss table and
+    the bytes of prior.npz (whose zip members carry a fixed date, so equal arrays are equal files)."""
+    digests = [run_fresh(child, "prior", str(tmp_path / "run0" / "s1"))]
+    with cpu_load():
+        digests += [run_fresh(child, "prior", str(tmp_path / f"run{k}" / "s1")) for k in range(1, PROCESSES)]
     assert all(d == digests[0] for d in digests), digests
 
 

@@ -23,10 +23,21 @@ def _temp_sibling(path: Path, is_dir: bool) -> Path:
     # extension (PIL, pyarrow, numpy) still recognise the temp file.
     prefix = f".{path.stem}.tmp-"
     if is_dir:
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+        folder.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700 (see below)
+        return folder
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+    # mkstemp creates the file 0600; give the artifact the mode any new file gets (0666 less the umask), so
+    # results stay readable by the others a cluster account shares them with.
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -98,18 +109,37 @@ def save_npy(path: str | os.PathLike, array: "numpy.ndarray") -> None:  # noqa: 
             np.save(fh, array)
 
 
+# The zip members' timestamp: np.savez stamps each member with the wall-clock time, so the same arrays
+# saved a second apart gave different files; a fixed stamp makes equal arrays equal bytes.
+NPZ_MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
+
+
 def save_npz(path: str | os.PathLike, **arrays: "numpy.ndarray") -> None:  # noqa: F821
-    """Atomically save several numpy arrays (``.npz``, uncompressed)."""
+    """Atomically save several numpy arrays (``.npz``, uncompressed, as ``np.savez``; read with ``np.load``).
+
+    Bitwise the same file for the same arrays: members in argument order, each ``<name>.npy`` in numpy's
+    own format, dated :data:`NPZ_MEMBER_TIME`.
+    """
+    import zipfile
+
     import numpy as np
 
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_MEMBER_TIME)
+                with archive.open(member, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically ``torch.save`` an object."""
+    """Atomically ``torch.save`` an object; the same object gives the same bytes.
+
+    Saved through a file object: given a path, torch names the archive's top folder after the file, which
+    here would be the random temporary name, so two saves of equal weights differed in those bytes.
+    """
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
