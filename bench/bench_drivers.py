@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,22 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import time_calls  # noqa: E402
+
 from hfagp.avatar.drivers import AudioDriver, ExpressionMLP, RGBEncoder  # noqa: E402
 from hfagp.avatar.subspace import PersonalSubspace  # noqa: E402
-
-WARMUP_CALLS = 2
-
-
-def time_calls(fn: Callable[[], None], repeat: int) -> list[float]:
-    """Run ``fn`` WARMUP_CALLS + repeat times; return the timed durations in seconds."""
-    for _ in range(WARMUP_CALLS):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def step(module: torch.nn.Module, make_output: Callable[[], torch.Tensor]) -> Callable[[], None]:

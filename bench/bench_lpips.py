@@ -19,28 +19,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import time_calls  # noqa: E402
+
 from hfagp.losses.lpips import load_lpips, seeded_backbone_state  # noqa: E402
-
-WARMUP_CALLS = 2
-
-
-def time_calls(fn, repeat: int) -> list[float]:
-    """Run ``fn`` WARMUP_CALLS + repeat times; return the timed durations in seconds."""
-    for _ in range(WARMUP_CALLS):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """`make rehearsal`'s configuration (config/rehearsal.yaml), run end to end at a smaller size so it cannot rot.
 
-The real rehearsal uses the released ffhq512 architecture (about 25 minutes on 2 cores, README "Full-size
+The real rehearsal uses the released ffhq512 architecture (about 14 minutes on 2 cores, README "Full-size
 rehearsal"); here the same overlay runs with a random-weight snapshot of the demo architecture written by
 ``hfagp eg3d-snapshot`` (a checkpoint file, so every stage takes the checkpoint path, not the built-in demo
 generator), fewer frames and one step less, with everything else as in the overlay: D = 50, the 256 px

@@ -9,7 +9,6 @@ and the tests. Every construction logs that loudly.
 
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
@@ -67,11 +66,9 @@ def demo_generator(seed: int = 0, device: str | torch.device = "cpu") -> TriPlan
         "EG3D: *** %s *** (images are meaningless; set the EG3D checkpoint in config.yaml for real results)",
         DEMO_WARNING,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        G = TriPlaneGenerator(**copy.deepcopy(DEMO_INIT_KWARGS))
-    G.neural_rendering_resolution = DEMO_NEURAL_RENDERING_RESOLUTION
-    return G.eval().to(device)
+    from .snapshot import random_generator
+
+    return random_generator("demo", seed).to(device)
 
 
 def generator_from_config(
