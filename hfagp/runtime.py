@@ -1,6 +1,8 @@
 """Device, seed and thread set-up shared by every network stage (inversion, training, rendering, audio).
 
 * :func:`resolve_device`: ``cpu`` / ``cuda`` / ``cuda:N`` / ``auto`` with a clear error when CUDA is absent.
+* :func:`configure_cuda`: the CUDA numerics of a run (TF32, cuDNN autotuning, deterministic algorithms).
+* :func:`process_group_backend`: NCCL for CUDA devices, gloo for CPU.
 * :func:`setup_torch`: the thread count and the global seed of a command, set once at its start.
 * :func:`settle_vector_math`: run each of torch's MKL vector-math routines once, serially, before real work.
 * :func:`seed_process`, :func:`rng_state`, :func:`set_rng_state`: the RNG streams of a training process,
@@ -25,6 +27,51 @@ def resolve_device(name: str | None) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise HfagpError(f"device {name!r} requested but CUDA is not available; set device: cpu (or auto) in config.yaml")
     return torch.device(name)
+
+
+# cuBLAS needs this workspace setting, made before its first call, for deterministic matrix products.
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
+
+
+def configure_cuda(deterministic: bool, tf32: bool = False) -> dict:
+    """Set the process's CUDA numerics; returns what is now in force (for logs and ``gpu_check.json``).
+
+    ``tf32=False`` (the default) keeps float32 matrix products and convolutions in full float32, which the
+    EG3D conformance tolerances (1e-4) need; TF32 is faster on Ampere and later but changes the 4th digit.
+    ``deterministic=True`` turns on torch's deterministic algorithms (an op without one raises instead of
+    running non-deterministically), cuDNN's deterministic kernels without autotuning, and cuBLAS's fixed
+    workspace (``CUBLAS_WORKSPACE_CONFIG``, set here unless the environment already sets it; it must be set
+    before cuBLAS starts, so call this before any CUDA work). Harmless without CUDA: the flags are global.
+    """
+    import os
+
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(bool(deterministic))
+    return cuda_settings()
+
+
+def cuda_settings() -> dict:
+    """The CUDA numerics in force (see :func:`configure_cuda`)."""
+    import os
+
+    return {
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+def process_group_backend(device: torch.device) -> str:
+    """The torch.distributed backend for processes on ``device``: NCCL for CUDA, gloo otherwise."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 
 # The float ops that torch's CPU kernels hand to MKL's vector math library (VML) when torch is built with MKL

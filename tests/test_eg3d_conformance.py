@@ -8,29 +8,20 @@ before ``synthesis(ws, c_render, noise_mode='const')``. Tolerances: 1e-5 on ws,
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from conftest import require_fixture
 
 from hfagp import eg3d
 from hfagp.eg3d import renderer
-
-WS_ATOL = 1e-5
-IMAGE_ATOL = 1e-4
-OUTPUT_KEYS = ("image", "image_raw", "image_depth")
+from hfagp.eg3d.golden import IMAGE_ATOL, OUTPUT_KEYS, WS_ATOL, GoldenSet
 
 
-class Fixture:
-    """One golden-vector set loaded from disk (data only, weights_only=True)."""
+class Fixture(GoldenSet):
+    """One golden-vector set from the shared fixtures (skips when absent), plus its recorded intermediates."""
 
     def __init__(self, name: str) -> None:
-        self.root = require_fixture("eg3d", name)
-        self.config = json.loads((self.root / "config.json").read_text())
-        self.inputs = torch.load(self.root / "inputs.pt", weights_only=True)
-        self.outputs = torch.load(self.root / "outputs.pt", weights_only=True)
-        self.state_dict = torch.load(self.root / "state_dict.pt", weights_only=True)
+        super().__init__(require_fixture("eg3d", name))
         self._intermediates = None
 
     @property
@@ -38,18 +29,6 @@ class Fixture:
         if self._intermediates is None:
             self._intermediates = torch.load(self.root / "intermediates.pt", weights_only=True)
         return self._intermediates
-
-    def build(self) -> eg3d.TriPlaneGenerator:
-        G = eg3d.TriPlaneGenerator(**self.config["init_kwargs"])
-        G.load_state_dict(self.state_dict, strict=True)
-        G.neural_rendering_resolution = self.config["neural_rendering_resolution"]
-        return G.eval()
-
-    def synthesize(self, G: eg3d.TriPlaneGenerator) -> dict[str, torch.Tensor]:
-        call = self.config["synthesis_call"]
-        with torch.no_grad():
-            torch.manual_seed(self.config["seeds"]["render_torch_manual_seed"])
-            return G.synthesis(self.outputs[call["ws"]], self.inputs[call["c"]], noise_mode=call["noise_mode"])
 
 
 def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:

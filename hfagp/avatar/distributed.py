@@ -21,6 +21,8 @@ class Dist:
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     initialised_here: bool = False
+    # Joined to a process group even with one process (bench/gpu_check.py's one-process DDP step).
+    process_group: bool = False
 
     @property
     def main(self) -> bool:
@@ -28,12 +30,12 @@ class Dist:
 
     @property
     def active(self) -> bool:
-        return self.world > 1
+        return self.world > 1 or self.process_group
 
 
 def setup_distributed(device_name: str) -> Dist:
     """Join the process group when a launcher (torchrun) set ``WORLD_SIZE`` > 1; single process otherwise."""
-    from hfagp.runtime import resolve_device
+    from hfagp.runtime import process_group_backend, resolve_device
 
     device = resolve_device(device_name)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -48,7 +50,7 @@ def setup_distributed(device_name: str) -> Dist:
         torch.cuda.set_device(device)
     here = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend=process_group_backend(device))
         here = True
     if dist.get_world_size() != world:
         raise HfagpError(f"WORLD_SIZE={world} but the process group has {dist.get_world_size()} processes")

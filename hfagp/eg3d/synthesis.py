@@ -20,6 +20,7 @@ from torch import nn
 
 from .layers import SynthesisLayer, ToRGBLayer, fir_filter_2d, upsample2d
 from .mapping import MappingNetwork
+from .precision import block_dtype
 
 
 def resolve_fused_modconv(
@@ -109,9 +110,8 @@ class SynthesisBlock(nn.Module):
         """Run the block on features ``x`` and image ``img`` with ``ws`` [B, num_conv + num_torgb, w_dim]."""
         del update_emas  # accepted for API compatibility; blocks keep no running statistics
         w_iter = iter(ws.unbind(dim=1))
-        # fp16 only on CUDA (as the official code does); CPU half convs are slow and inexact.
-        use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
-        dtype = torch.float16 if use_half else torch.float32
+        # Reduced precision only on CUDA by default, as the official code does (hfagp.eg3d.precision).
+        dtype = block_dtype(self.use_fp16, force_fp32, ws.device)
         fused = resolve_fused_modconv(fused_modconv, self.fused_modconv_default, self.training, ws.shape[0])
 
         if self.in_channels == 0:

@@ -370,3 +370,18 @@ def seeded_backbone_state(backbone: str, seed: int) -> dict[str, torch.Tensor]:
     # torchvision files also hold the classifier; loading must ignore it.
     state["classifier.1.weight"] = torch.zeros(4, 4)
     return state
+
+
+def seeded_lpips(backbone: str = "alex", seed: int = 0, device: str | torch.device = "cpu") -> LPIPS:
+    """An LPIPS module of seeded random numbers (backbone and calibration): FOR BENCHMARKS ONLY.
+
+    It costs exactly what LPIPS costs (same layers, same shapes) but needs no file at all, not even the
+    ``lpips`` package's calibration weights, so a machine that cannot install anything can time it
+    (``bench/gpu_check.py``). Its distances mean nothing.
+    """
+    name = canonical_backbone(backbone)
+    features = build_features(name)
+    features.load_state_dict(extract_features_state(seeded_backbone_state(name, seed), name, Path("<seeded>")), strict=True)
+    rng = np.random.default_rng(seed + 1)
+    calibration = [torch.from_numpy(rng.uniform(0.0, 0.1, (1, c, 1, 1)).astype(np.float32)) for c in tap_channels(name)]
+    return LPIPS(name, features, calibration).to(device)
