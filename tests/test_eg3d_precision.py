@@ -16,7 +16,7 @@ from conftest import require_fixture
 
 from hfagp import eg3d
 from hfagp.eg3d.golden import GoldenSet
-from hfagp.eg3d.precision import SR_TOLERANCE, block_dtype, reduced_precision
+from hfagp.eg3d.precision import AUTOCAST_TOLERANCE, REDUCED_DTYPES, SR_TOLERANCE, block_dtype, reduced_precision
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,17 @@ def test_float16_superresolution_trains(sr512):
     flat_half = torch.cat([half[k].flatten() for k in sorted(full)])
     assert torch.nn.functional.cosine_similarity(flat_full, flat_half, dim=0) > 0.99
     assert not torch.equal(flat_full, flat_half)  # the float16 path really ran
+
+
+@pytest.mark.parametrize("set_name", ["small128", "sr512"])
+def test_synthesis_under_autocast_stays_within_tolerance(set_name):
+    """Mixed precision everywhere (torch.autocast, the CPU flavour of CUDA AMP) against the float32 golden vectors."""
+    golden = GoldenSet(require_fixture("eg3d", set_name))
+    G = golden.build()
+    for name, dtype in REDUCED_DTYPES.items():
+        with torch.autocast("cpu", dtype=dtype):
+            out = golden.synthesize(G)
+        assert out["image"].dtype == dtype  # autocast really reached the super-resolution
+        for key, error in golden.output_errors(out).items():
+            assert error["max_abs"] <= AUTOCAST_TOLERANCE[name]["max_abs"], (name, key, error)
+            assert error["mean_abs"] <= AUTOCAST_TOLERANCE[name]["mean_abs"], (name, key, error)

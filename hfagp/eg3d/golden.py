@@ -2,7 +2,7 @@
 
 Each set holds ``config.json`` (init kwargs, neural rendering resolution, seeds, the call protocol),
 ``state_dict.pt`` (official key names), ``inputs.pt`` and ``outputs.pt``; see its README.md. Everything is
-read with ``weights_only=True``. Used by the conformance tests and by ``bench/gpu_check.py`` (which carries
+read through the safe artifact reader (``weights_only=True``). Used by the conformance tests and by ``bench/gpu_check.py`` (which carries
 the sets to a GPU machine without ``network.pkl`` and ``intermediates.pt``).
 """
 
@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import torch
+
+from hfagp.io.artifacts import load_torch_artifact
 
 # The conformance tolerances of the fixtures' README: W+ and rendered outputs (max abs).
 WS_ATOL = 1e-5
@@ -30,9 +32,10 @@ class GoldenSet:
             raise FileNotFoundError(f"EG3D golden set {self.root} lacks {', '.join(missing)}")
         self.name = self.root.name
         self.config = json.loads((self.root / "config.json").read_text())
-        self.inputs = torch.load(self.root / "inputs.pt", weights_only=True, map_location="cpu")
-        self.outputs = torch.load(self.root / "outputs.pt", weights_only=True, map_location="cpu")
-        self.state_dict = torch.load(self.root / "state_dict.pt", weights_only=True, map_location="cpu")
+        fix = "copy the golden set again (make gpu-fixtures)"
+        self.inputs = load_torch_artifact(self.root / "inputs.pt", "EG3D golden inputs", fix)
+        self.outputs = load_torch_artifact(self.root / "outputs.pt", "EG3D golden outputs", fix)
+        self.state_dict = load_torch_artifact(self.root / "state_dict.pt", "EG3D golden weights", fix)
 
     def build(self, device: torch.device | str = "cpu"):
         """The generator of this set, weights loaded strictly, eval mode, on ``device``."""

@@ -124,8 +124,10 @@ class HybridSuperresolution(nn.Module):
         ws = ws[:, -1:, :].repeat(1, 3, 1)
         if x.shape[-1] != self.input_resolution:
             size = (self.input_resolution, self.input_resolution)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=self.sr_antialias)
-            rgb = F.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=self.sr_antialias)
+            # In float32: under autocast the rendering may arrive in a reduced dtype, for which CPU (and some
+            # torch builds) have no antialiased resize kernel; the blocks cast to their own dtype next.
+            x = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=self.sr_antialias)
+            rgb = F.interpolate(rgb.float(), size=size, mode="bilinear", align_corners=False, antialias=self.sr_antialias)
         x, rgb = self.block0(x, rgb, ws, **block_kwargs)
         x, rgb = self.block1(x, rgb, ws, **block_kwargs)
         return rgb
