@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     _register_render(subparsers)
     _register_scoring(subparsers)
     _register_paper_table(subparsers)
+    _register_view(subparsers)
 
 
 def _add_avatar_inputs(parser: argparse.ArgumentParser) -> None:
@@ -132,3 +133,27 @@ def _register_paper_table(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="Markdown table, e.g. results/paper_table.md")
     parser.add_argument("--csv", default=None, help="CSV table, e.g. results/paper_table.csv")
     parser.set_defaults(func=_paper_table)
+
+
+def _register_view(subparsers) -> None:
+    """Add ``hfagp view`` (not a pipeline rule: an interactive server)."""
+    from hfagp.evaluate import view
+
+    parser = subparsers.add_command(
+        "view", help="live browser viewer of a trained avatar: orbit it, drive it by sliders, frames or audio",
+        description=view.__doc__,
+    )
+    parser.add_argument("checkpoint", help="results/<subject>/driver/<kind>/checkpoint.pt")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default localhost only; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--crops", help="the subject's crops/ (default: beside the checkpoint's driver/ folder)")
+    parser.add_argument("--cameras", help="cameras.parquet (default: beside driver/)")
+    parser.add_argument("--split", help="split.json (default: beside driver/)")
+    parser.add_argument("--expressions", help="expressions.parquet (expression avatars)")
+    parser.add_argument("--audio", help="audio avatars: the wav to play (default: the subject's audio.wav)")
+    parser.add_argument("--audio-features", help="audio avatars: its DeepSpeech windows (hfagp audio-features; "
+                        "default: the subject's audio_features.npy)")
+    parser.add_argument("--frames-table", help="frames.parquet (frame rate; default: beside driver/)")
+    parser.set_defaults(func=view.run_view)
