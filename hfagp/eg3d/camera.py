@@ -40,7 +40,13 @@ def look_at_cam2world(
     """
     yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
     origin = radius * np.array([np.cos(pitch) * np.sin(yaw), np.sin(pitch), np.cos(pitch) * np.cos(yaw)])
-    forward = np.asarray(pivot, dtype=np.float64) - origin
+    return cam2world_looking_at(origin, pivot)
+
+
+def cam2world_looking_at(origin: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """OpenCV cam2world of a camera at ``origin`` whose +z looks at ``target``, image down = world -y."""
+    origin = np.asarray(origin, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - origin
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, np.array([0.0, 1.0, 0.0]))
     right /= np.linalg.norm(right)

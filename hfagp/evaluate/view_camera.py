@@ -56,15 +56,7 @@ def orbit_position(orbit: Orbit, pivot: np.ndarray = camera.CAMERA_PIVOT) -> np.
 
 def orbit_label(orbit: Orbit, pivot: np.ndarray = camera.CAMERA_PIVOT) -> np.ndarray:
     """The 25-float EG3D label of a camera at ``orbit`` looking at the pivot (OpenCV axes, +y up)."""
-    origin = orbit_position(orbit, pivot)
-    forward = np.asarray(pivot, dtype=np.float64) - origin
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, np.array([0.0, 1.0, 0.0]))
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    cam2world = np.eye(4)
-    cam2world[:3, 0], cam2world[:3, 1], cam2world[:3, 2], cam2world[:3, 3] = right, down, forward, origin
-    return camera.camera_label(cam2world)
+    return camera.camera_label(camera.cam2world_looking_at(orbit_position(orbit, pivot), pivot))
 
 
 def orbit_of_label(label: np.ndarray, pivot: np.ndarray = camera.CAMERA_PIVOT) -> Orbit:
