@@ -111,6 +111,7 @@ def missing_modules() -> list[str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    # Not hfagp.io.atomic: the report must be writable even when the imports behind hfagp fail.
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -197,13 +198,19 @@ def _split_result(result: dict) -> dict:
 
 
 def resolve_device_name(name: str) -> str:
+    """hfagp's device resolution (``auto``, clear error without CUDA), with a bare ``cuda`` made ``cuda:N``."""
     import torch
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available to this torch ({torch.__version__}); use --device cpu")
-    return name
+    from hfagp.errors import HfagpError
+    from hfagp.runtime import resolve_device
+
+    try:
+        device = resolve_device(name)
+    except HfagpError as err:
+        raise SystemExit(f"--device {name}: {err}") from None
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from gpu_check import Context, SkipStep, Step
+from timing import mean_seconds
 
 GOLDEN_SETS = ("small128", "sr512")
 # Schedules of the cost model (per subject). "authors": HFA-GP's 800k iterations per driver with the generator
@@ -72,16 +73,14 @@ def peak_mb(ctx: Context) -> float:
 
 
 def seconds_per_call(ctx: Context, fn, warmup: int, min_time: float, max_calls: int) -> float:
-    """Mean seconds of ``fn()`` after ``warmup`` calls: at least 2 timed calls, until min_time or max_calls."""
-    for _ in range(warmup):
-        fn()
-    ctx.synchronize()
-    calls, start = 0, time.perf_counter()
-    while calls < 2 or (calls < max_calls and time.perf_counter() - start < min_time):
-        fn()
-        calls += 1
-    ctx.synchronize()
-    return (time.perf_counter() - start) / calls
+    """:func:`timing.mean_seconds` on this run's device (synchronised on CUDA)."""
+    return mean_seconds(fn, warmup, min_time, max_calls, sync=ctx.synchronize)
+
+
+def error_text(err: BaseException) -> str:
+    """``Type: first line of the message`` (the type alone for an empty message)."""
+    message = str(err).strip()
+    return f"{type(err).__name__}: {message.splitlines()[0]}" if message else type(err).__name__
 
 
 def is_oom(err: BaseException) -> bool:
@@ -95,24 +94,18 @@ def numerics(ctx: Context, deterministic: bool) -> dict:
     return configure_cuda(deterministic=deterministic, tf32=not deterministic)
 
 
-def precision_context(ctx: Context, precision: str):
-    """float16 super-resolution: the default on CUDA; on CPU emulated through hfagp.eg3d.precision."""
-    from hfagp.eg3d.precision import reduced_precision
+def render_precision(ctx: Context, precision: str):
+    """A case's precision: ``fp32`` (force_fp32 does the rest), ``fp16`` / ``bf16`` super-resolution (fp16 is
+    CUDA's default; on CPU run through hfagp.eg3d.precision) or ``autocast-fp16`` / ``autocast-bf16``."""
+    import torch
+
+    from hfagp.eg3d.precision import REDUCED_DTYPES, reduced_precision
 
     if precision == "fp32":
         return nullcontext()
-    return reduced_precision(precision, on_cpu=ctx.device.type == "cpu")
-
-
-def render_precision(ctx: Context, precision: str):
-    """A render case's precision: ``fp16`` / ``fp32`` (see :func:`precision_context`) or ``autocast-fp16``."""
-    import torch
-
     if precision.startswith("autocast-"):
-        from hfagp.eg3d.precision import REDUCED_DTYPES
-
         return torch.autocast(ctx.device.type, dtype=REDUCED_DTYPES[precision.split("-", 1)[1]])
-    return precision_context(ctx, "fp32" if precision == "fp32" else "fp16")
+    return reduced_precision(precision, on_cpu=ctx.device.type == "cpu")
 
 
 def architecture(ctx: Context) -> str:
@@ -275,7 +268,7 @@ def render(ctx: Context) -> dict:
         try:
             _render_case(ctx, G, case, batches, min_time, gen)
         except RuntimeError as err:  # e.g. an op without a deterministic CUDA kernel: recorded, the others still run
-            case["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            case["error"] = error_text(err)
     main = _main_case(res, resolutions[0])
     if main is not None:
         res["cuda_graphs"] = _cuda_graphs(ctx, G, main)
@@ -314,7 +307,7 @@ def _render_case(ctx: Context, G, case: dict, batches, min_time: float, gen) -> 
             with torch.no_grad(), render_precision(ctx, precision):
                 seconds = seconds_per_call(ctx, call, warmup=0 if ctx.quick else 2, min_time=min_time, max_calls=20)
         except torch.cuda.OutOfMemoryError as err:
-            case["batches"][str(batch)] = {"error": f"out of memory: {str(err).splitlines()[0]}"}
+            case["batches"][str(batch)] = {"error": error_text(err)}
             break
         fps = batch / seconds
         case["batches"][str(batch)] = {"frames_per_s": round(fps, 2), "peak_mb": peak_mb(ctx)}
@@ -357,7 +350,7 @@ def _speedup(case: dict, batch: int, seconds: float, **extra) -> dict:
 
 
 def _error(err: BaseException) -> dict:
-    return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+    return {"error": error_text(err)}
 
 
 def _cuda_graphs(ctx: Context, G, case: dict) -> dict:
@@ -401,7 +394,7 @@ def _torch_compile(ctx: Context, G, case: dict) -> dict:
     try:
         batch, nrr, ws, c = _speedup_inputs(ctx, G, case)
         compiled = torch.compile(lambda w, cam: G.synthesis(w, cam, neural_rendering_resolution=nrr, noise_mode="const")["image"])
-        with torch.no_grad(), precision_context(ctx, "fp16"):
+        with torch.no_grad(), render_precision(ctx, "fp16"):
             start = time.perf_counter()
             image = compiled(ws, c)
             ctx.synchronize()
@@ -440,8 +433,6 @@ def make_trainer(ctx: Context, root: Path, subject: dict, kind: str, batch: int,
     from hfagp.avatar.training import Trainer
 
     device = ctx.device
-    if device.type == "cuda" and device.index is None:
-        device = __import__("torch").device("cuda", 0)
     settings = TrainSettings(
         kind=kind, steps=10**9, tune_iter=0 if tuned else 10**9, lr=3e-4, lpips_weight=0.0, batch_size=batch,
         resolution=None, rgb_resolution=64 if ctx.quick else 256, driver_width=0.25 if ctx.quick else 1.0,
@@ -487,7 +478,7 @@ def training(ctx: Context) -> dict:
                     raise
                 for case in cases:
                     if "it_per_s" not in case:
-                        case["error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+                        case["error"] = error_text(err)
             trainer = None
         # The deterministic switch on a training step (generator tuned): does every backward op have a
         # deterministic kernel on this device?
@@ -497,7 +488,7 @@ def training(ctx: Context) -> dict:
             trainer.train_step()
             res["deterministic_step"] = {"ok": True}
         except Exception as err:  # noqa: BLE001 - recorded: it tells which op lacks a deterministic kernel
-            res["deterministic_step"] = {"ok": False, "error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            res["deterministic_step"] = {"ok": False, "error": error_text(err)}
         trainer = None
     numerics(ctx, True)
     res["headline"] = {f"{c['driver']} b{c['batch']} {c['generator']}": (
@@ -562,8 +553,7 @@ def ddp(ctx: Context) -> dict:
 
     res = partial(ctx, "ddp")
     device = ctx.device
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", 0)
+    if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = process_group_backend(device)
     res["backend"] = backend

@@ -38,9 +38,13 @@ def look_at_cam2world(
     world y axis toward +x, pitch raises it toward +y. Yaw = pitch = 0 gives
     SPEC's frontal camera: rotation diag(1, -1, -1) at (0, 0, radius).
     """
+    return cam2world_looking_at(radius * orbit_direction(yaw_deg, pitch_deg), pivot)
+
+
+def orbit_direction(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """Unit vector at ``yaw`` (about the world y axis, toward +x) and ``pitch`` (toward +y) from +z."""
     yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
-    origin = radius * np.array([np.cos(pitch) * np.sin(yaw), np.sin(pitch), np.cos(pitch) * np.cos(yaw)])
-    return cam2world_looking_at(origin, pivot)
+    return np.array([np.cos(pitch) * np.sin(yaw), np.sin(pitch), np.cos(pitch) * np.cos(yaw)])
 
 
 def cam2world_looking_at(origin: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ class Session:
         self.playing_since: float | None = None
         self.renders = 0
         self.last_image: np.ndarray | None = None
+        self._last_state: tuple = ()  # what the last image shows (see _state)
         self._syncing = False
         self._build_gui()
         client.camera.on_update(self._on_camera)
@@ -166,10 +167,11 @@ class Session:
                 continue
             moving = time.monotonic() - self.moved_at < SETTLE_S
             # Render when anything shown changed, and once more at full resolution after the camera stops.
-            if self._state(orbit) == self._last_state and not (self.low_res_shown and not moving):
+            state = self._state(orbit)
+            if state == self._last_state and not (self.low_res_shown and not moving):
                 continue
             try:
-                self._render(orbit, moving)
+                self._render(orbit, moving, state)
             except Exception:  # noqa: BLE001 - a broken frame must not end the tab's session silently
                 log.exception("rendering for browser tab %s failed", self.client.client_id)
                 time.sleep(0.5)
@@ -180,25 +182,22 @@ class Session:
         return (self.frame_index, self.weights.tobytes(), bool(self.truth_box.value), self.quality.value, view,
                 self.playing_since is None)
 
-    _last_state: tuple = ()
-
-    def _advance_playback(self) -> bool:
+    def _advance_playback(self) -> None:
+        """While audio plays: the weights (and, for the subject's own track, the frame) at the playhead."""
         playback = self.viewer.playback
         if self.playing_since is None or playback is None:
-            return False
+            return
         row = int((time.monotonic() - self.playing_since) * playback.fps)
         if row >= len(playback.weights):
             self.playing_since = None
-            return False
+            return
         self.weights = playback.weights[row].copy()
         if playback.frame_of_row is not None and row in playback.frame_of_row:
             self.frame_index = playback.frame_of_row[row]
-        return True
 
-    def _render(self, orbit: view_camera.Orbit, moving: bool) -> None:
+    def _render(self, orbit: view_camera.Orbit, moving: bool, state: tuple) -> None:
         selected = int(self.quality.value)
         nrr = max(16, selected // 2) if moving else selected
-        state = self._state(orbit)
         start = time.perf_counter()
         image = self.model.render(self.weights, view_camera.orbit_label(orbit), nrr)
         # The frame's ground truth beside, unless a track other than the subject's own drives the avatar.

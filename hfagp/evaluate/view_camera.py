@@ -49,9 +49,7 @@ def orbit_of_position(position: np.ndarray, pivot: np.ndarray = camera.CAMERA_PI
 
 def orbit_position(orbit: Orbit, pivot: np.ndarray = camera.CAMERA_PIVOT) -> np.ndarray:
     """The camera position of ``orbit`` (world coordinates)."""
-    yaw, pitch = math.radians(orbit.yaw_deg), math.radians(orbit.pitch_deg)
-    direction = np.array([math.cos(pitch) * math.sin(yaw), math.sin(pitch), math.cos(pitch) * math.cos(yaw)])
-    return np.asarray(pivot, dtype=np.float64) + orbit.radius * direction
+    return np.asarray(pivot, dtype=np.float64) + orbit.radius * camera.orbit_direction(orbit.yaw_deg, orbit.pitch_deg)
 
 
 def orbit_label(orbit: Orbit, pivot: np.ndarray = camera.CAMERA_PIVOT) -> np.ndarray:

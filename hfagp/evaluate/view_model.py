@@ -56,7 +56,7 @@ class ViewerModel:
 
         from hfagp.avatar.checkpoint import load_trained_avatar
         from hfagp.avatar.data import DriverDataset, load_subject
-        from hfagp.evaluate.render import check_signal, to_uint8
+        from hfagp.evaluate.render import check_signal, frame_rate, to_uint8
 
         self.avatar, self.info = load_trained_avatar(checkpoint, device)
         self.device = device
@@ -86,7 +86,7 @@ class ViewerModel:
             self.frame_weights = torch.cat([self.avatar.weights(self.signals[i : i + 32].to(device), self.smooth).cpu()
                                             for i in range(0, len(self.frames), 32)]).numpy().astype(np.float64)
         self.weight_std = self.frame_weights.std(axis=0) + 1e-6
-        self.fps = _frame_rate(files.frames_table)
+        self.fps = frame_rate(str(files.frames_table) if files.frames_table else None)
 
     @property
     def dim(self) -> int:
@@ -136,8 +136,3 @@ class ViewerModel:
                 out.append(self.avatar.weights(signal, self.smooth).cpu().numpy())
         return np.concatenate(out).astype(np.float64)
 
-
-def _frame_rate(frames_table: Path | None) -> float:
-    from hfagp.evaluate.render import frame_rate
-
-    return frame_rate(str(frames_table) if frames_table else None)
