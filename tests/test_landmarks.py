@@ -8,14 +8,8 @@ import pytest
 from media import demo_frames
 
 from hfagp.errors import HfagpError
-from hfagp.preprocess.landmarks import (
-    DetectorSettings,
-    FaceTracker,
-    check_coverage,
-    fill_gaps,
-    interpolate_tracks,
-    smooth_tracks,
-)
+from hfagp.preprocess.landmarks import DetectorSettings, FaceTracker, fill_gaps, interpolate_tracks, smooth_tracks
+from hfagp.preprocess.spans import check_coverage
 
 
 def test_fill_gaps_interpolates_short_inner_gaps_only():

@@ -336,7 +336,8 @@ def slurm_job(jobid: str) -> dict[str, str]:
 
 
 def test_preprocess_runs_as_slurm_jobs(slurm_cluster, tmp_path):
-    config = {"subjects": {"s1": {"video": DEMO_VIDEO, "max_frames": 20}}}
+    # Chunks of 10 frames: face detection and cropping become two SLURM jobs each.
+    config = {"subjects": {"s1": {"video": DEMO_VIDEO, "max_frames": 20}}, "preprocess": {"chunk_frames": 10}}
     status, output = run_on_slurm(slurm_cluster, tmp_path, config)
     assert status == 0, output[-4000:]
     out = tmp_path / "results" / "s1"
@@ -344,18 +345,21 @@ def test_preprocess_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     assert len(list((out / "crops").glob("*.png"))) >= 18
     for name in ("landmarks.parquet", "cameras.parquet", "dataset.json", "qc/landmarks.png"):
         assert (out / name).stat().st_size > 0, name
-    # Every rule ran as its own SLURM job, which slurmctld allocated and saw complete.
-    jobs = {rule: jobid for (rule, _), jobid in submitted_jobs(output).items()}
-    assert sorted(jobs) == ["align", "frames", "landmarks", "qc_landmarks"], output[-4000:]
+    assert not (out / "chunks").exists() or not any((out / "chunks").iterdir()), "chunk files are temporary"
+    # Every rule (every chunk) ran as its own SLURM job, which slurmctld allocated and saw complete.
+    submitted = submitted_jobs(output)
+    assert sorted(submitted) == [("align", "s1"), ("align_crops", "s1_0"), ("align_crops", "s1_1"),
+                                 ("detect_faces", "s1_0"), ("detect_faces", "s1_1"), ("frames", "s1"),
+                                 ("landmarks", "s1"), ("qc_landmarks", "s1")], output[-4000:]
     controller_log = (slurm_cluster.run_dir / "slurmctld.log").read_text()
-    for rule, jobid in jobs.items():
+    for key, jobid in submitted.items():
         info = slurm_job(jobid)
-        assert info["JobState"] == "COMPLETED", (rule, info)
+        assert info["JobState"] == "COMPLETED", (key, info)
         assert f"JobId={jobid}" in controller_log
     # The rules' threads and resources reached sbatch (--cpus-per-task, --mem, --time).
-    assert slurm_job(jobs["align"])["NumCPUs"] == "2"
-    assert slurm_job(jobs["landmarks"])["MinMemoryNode"] == "3000M"
-    assert slurm_job(jobs["frames"])["TimeLimit"] == "00:30:00"
+    assert slurm_job(submitted[("align_crops", "s1_1")])["NumCPUs"] == "2"
+    assert slurm_job(submitted[("landmarks", "s1")])["MinMemoryNode"] == "3000M"
+    assert slurm_job(submitted[("frames", "s1")])["TimeLimit"] == "00:30:00"
 
 
 def test_subjects_run_in_parallel_and_a_failed_job_keeps_finished_outputs(slurm_cluster, tmp_path):
@@ -380,6 +384,6 @@ def test_subjects_run_in_parallel_and_a_failed_job_keeps_finished_outputs(slurm_
     # Everything that finished is kept: all of s1, and the frames of the failed subject.
     out = tmp_path / "results"
     assert (out / "s1" / "qc" / "landmarks.png").exists() and (out / "s1" / "dataset.json").exists()
-    assert len(list((out / "noface" / "frames").glob("*.png"))) == 6
+    assert (out / "noface" / "frames" / "source.json").exists()
     assert (out / "noface" / "frames.parquet").exists()
     assert not (out / "noface" / "landmarks.parquet").exists()

