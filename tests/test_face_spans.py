@@ -86,7 +86,9 @@ def test_detector_scale_from_face_sizes():
 @pytest.fixture(scope="module")
 def face_then_none(tmp_path_factory):
     out = tmp_path_factory.mktemp("face_noface")
-    return out, *preprocess(partial_face_video("face_noface"), out, selection=FrameSelection(max_frames=110))
+    # One chunk file of detections (chunk_size above the frame count), which the strict test reuses.
+    return out, *preprocess(partial_face_video("face_noface"), out, selection=FrameSelection(max_frames=110),
+                            chunk_size=1000)
 
 
 def test_a_face_that_leaves_the_shot_keeps_its_span(face_then_none):
@@ -114,14 +116,10 @@ def test_the_resized_search_places_the_landmarks_of_a_full_resolution_one(face_t
     assert difference.mean() < 1.0 and np.median(difference) <= 0.5
 
 
-def test_a_face_that_enters_the_shot_and_strict_mode(tmp_path):
-    video = partial_face_video("noface_face")
-    out = tmp_path / "spans"
-    landmarks, cameras = preprocess(video, out, chunk_size=1000)
-    assert cameras.frame.tolist() == list(range(96, 168)) and len(cameras) >= 60
-    assert (landmarks.drop_reason[:96] == "no face").all()
+def test_strict_mode_stops_as_before(face_then_none, tmp_path):
+    out, _, _ = face_then_none
     strict = DetectorSettings(face_spans="strict")
-    with pytest.raises(HfagpError, match=r"97 of 169 frames .* have no face .*max_missing_fraction = 0.2.*face_spans"):
+    with pytest.raises(HfagpError, match=r"38 of 110 frames .* have no face .*max_missing_fraction = 0.2.*face_spans"):
         run_landmarks(out / "frames", out / "frames.parquet", tmp_path / "strict.parquet", strict,
                       detections=[out / "faces_0.parquet"])
     assert not (tmp_path / "strict.parquet").exists()
