@@ -60,18 +60,10 @@ def _upsample(text: str) -> int | None:
     return value
 
 
-def _detector_settings(args: argparse.Namespace) -> DetectorSettings:
-    return DetectorSettings(
-        detector=args.detector,
-        upsample=args.upsample,
-        predictor_path=args.predictor,
-        cnn_model_path=args.cnn_model,
-        max_gap=getattr(args, "max_gap", 5),
-        smoothing_sigma=getattr(args, "sigma", 2.0),
-        max_missing_fraction=getattr(args, "max_missing_fraction", 0.2),
-        face_spans=getattr(args, "face_spans", "all"),
-        min_span_frames=getattr(args, "min_span_frames", 25),
-    )
+def _detector_settings(args: argparse.Namespace, **tracking) -> DetectorSettings:
+    """The detector options shared by detect-faces and landmarks, plus landmarks' ``tracking`` options."""
+    return DetectorSettings(detector=args.detector, upsample=args.upsample, predictor_path=args.predictor,
+                            cnn_model_path=args.cnn_model, **tracking)
 
 
 def _detector_arguments(parser) -> None:
@@ -109,7 +101,11 @@ def _register_detect_faces(subparsers) -> None:
 
 
 def _landmarks(args: argparse.Namespace) -> None:
-    run_landmarks(args.frames_dir, args.frames_table, args.output, _detector_settings(args), args.detections)
+    settings = _detector_settings(
+        args, max_gap=args.max_gap, smoothing_sigma=args.sigma, max_missing_fraction=args.max_missing_fraction,
+        face_spans=args.face_spans, min_span_frames=args.min_span_frames,
+    )
+    run_landmarks(args.frames_dir, args.frames_table, args.output, settings, args.detections)
 
 
 def _register_landmarks(subparsers) -> None:

@@ -47,13 +47,13 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def resize_gray(gray: np.ndarray, scale: float) -> np.ndarray:
-    """``gray`` resized by ``scale`` (area filter); unchanged at 1."""
+def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` (grey or colour) resized by ``scale`` (area filter); unchanged at 1."""
     if scale >= 1.0:
-        return gray
-    height, width = gray.shape[:2]
+        return image
+    height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class ProbeSampler:
@@ -82,7 +82,7 @@ def _face_heights(detector, grays: list[np.ndarray], scale: float, upsample: int
     """Height (source pixels) of the largest face found in each grey frame, None where none is found."""
     heights = []
     for gray in grays:
-        rects, _, _ = detector.run(resize_gray(gray, scale), upsample, 0.0)
+        rects, _, _ = detector.run(resize_image(gray, scale), upsample, 0.0)
         heights.append(max((r.bottom() - r.top()) / scale for r in rects) if rects else None)
     return heights
 

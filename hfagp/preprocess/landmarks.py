@@ -43,7 +43,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
@@ -54,7 +53,7 @@ from hfagp.io import atomic
 from hfagp.io.paths import package_dir
 from hfagp.io.tables import read_frames_table
 from hfagp.logs import get_logger
-from hfagp.preprocess.detector_scale import DetectorScale, choose_scale, probe_faces, resize_gray, to_gray
+from hfagp.preprocess.detector_scale import DetectorScale, choose_scale, probe_faces, resize_image, to_gray
 from hfagp.preprocess.frame_store import chunk_frames, open_frames, read_source
 from hfagp.preprocess.spans import (
     FLAG_DROPPED,
@@ -146,12 +145,10 @@ class FaceTracker:
         """All face boxes (x0, y0, x1, y1, full-resolution pixels) and scores in one RGB frame."""
         scale, upsample = self.scale.scale, self.scale.upsample
         if self._hog is not None:
-            rects, scores, _ = self._hog.run(resize_gray(to_gray(rgb), scale), upsample, 0.0)
+            rects, scores, _ = self._hog.run(resize_image(to_gray(rgb), scale), upsample, 0.0)
             boxes = [np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64) / scale for r in rects]
             return boxes, [float(s) for s in scores]
-        image = rgb if scale >= 1.0 else cv2.resize(
-            rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-        detections = self._cnn(image, upsample)
+        detections = self._cnn(resize_image(rgb, scale), upsample)
         boxes = [np.array([d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()], float) / scale for d in detections]
         return boxes, [float(d.confidence) for d in detections]
 
@@ -359,36 +356,39 @@ def read_detections(paths: list[str | Path]) -> tuple[pd.DataFrame, DetectorScal
     return detections, DetectorScale(float(scales.scale.iloc[0]), int(scales.upsample.iloc[0]), "from the chunks")
 
 
-def run_detect_chunk(frames_dir: str | Path, frames_table: str | Path, output: str | Path, settings: DetectorSettings,
-                     chunk: int = 0, chunk_size: int = 0) -> pd.DataFrame:
-    """Detection for one chunk of frames (``chunk_size`` 0: all) -> a detections parquet (see :func:`detect_frames`)."""
+def detect_chunk(frames_dir: str | Path, frames_table: str | Path, settings: DetectorSettings, chunk: int = 0,
+                 chunk_size: int = 0) -> tuple[pd.DataFrame, DetectorScale]:
+    """The faces of one chunk of frames (``chunk_size`` 0: all), searched at the whole video's detector scale."""
     frames = read_frames_table(frames_table)["index"].tolist()
     reader = open_frames(frames_dir, frames_table)
     scale = video_detector_scale(frames_dir, reader, frames, settings)
     log.info("%s", scale.describe())
-    mine = chunk_frames(frames, chunk, chunk_size)
-    detections = detect_frames(reader, mine, settings, scale)
+    return detect_frames(reader, chunk_frames(frames, chunk, chunk_size), settings, scale), scale
+
+
+def run_detect_chunk(frames_dir: str | Path, frames_table: str | Path, output: str | Path, settings: DetectorSettings,
+                     chunk: int = 0, chunk_size: int = 0) -> pd.DataFrame:
+    """Detection for one chunk of frames -> a detections parquet (see :func:`detect_frames`)."""
+    detections, scale = detect_chunk(frames_dir, frames_table, settings, chunk, chunk_size)
     detections["scale"], detections["upsample"] = scale.scale, scale.upsample
     atomic.write_parquet(output, detections)
+    frames = detections.frame.tolist()
     log.info("chunk %d: faces in %d of %d frames (%d-%d)", chunk, sum(len(s) > 0 for s in detections.scores),
-             len(mine), mine[0] if mine else -1, mine[-1] if mine else -1)
+             len(frames), frames[0] if frames else -1, frames[-1] if frames else -1)
     return detections
 
 
 def run_landmarks(frames_dir: str | Path, frames_table: str | Path, output: str | Path, settings: DetectorSettings,
                   detections: list[str | Path] | None = None) -> pd.DataFrame:
     """The whole stage: detect (or gather chunk ``detections``), track, choose spans, write the table atomically."""
-    frames = read_frames_table(frames_table)["index"].to_numpy(np.int64)
     if detections:
         found, scale = read_detections(detections)
+        frames = read_frames_table(frames_table)["index"].to_numpy(np.int64)
         if not np.array_equal(found.frame.to_numpy(np.int64), frames):
             raise HfagpError(f"the face detection chunks cover frames {found.frame.min()}-{found.frame.max()} "
                              f"({len(found)} rows) but {frames_table} has {len(frames)}; rerun the detect_faces jobs")
     else:
-        reader = open_frames(frames_dir, frames_table)
-        scale = video_detector_scale(frames_dir, reader, frames.tolist(), settings)
-        log.info("%s", scale.describe())
-        found = detect_frames(reader, frames.tolist(), settings, scale)
+        found, scale = detect_chunk(frames_dir, frames_table, settings)
     table = landmark_table(found, settings, str(frames_dir))
     table["detector_scale"], table["detector_upsample"] = scale.scale, scale.upsample
     atomic.write_parquet(output, table)
