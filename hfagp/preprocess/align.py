@@ -153,19 +153,17 @@ def _bounded_map(pool: ThreadPoolExecutor, work, items, window: int):
         yield pending.popleft().result()
 
 
-def crop_frames(frames_dir: str | Path, frames_table: str | Path | None, landmarks_path: str | Path,
-                frames: list[int] | None, out_dir: Path, threads: int = 1) -> list[dict]:
-    """Write the 512 crops of the used frames among ``frames`` (None: all) into ``out_dir``.
+def crop_frames(frames_dir: str | Path, frames_table: str | Path | None, landmarks_path: str | Path, out_dir: Path,
+                chunk: int = 0, chunk_size: int = 0, threads: int = 1) -> list[dict]:
+    """Write the 512 crops of the used frames of one chunk of frames (``chunk_size`` 0: all) into ``out_dir``.
 
     Returns one row per crop: ``frame``, ``name``, ``flag``, ``span``,
     ``crop_affine``, ``landmarks_crop`` (the camera columns come later).
     """
     table, points = read_landmarks(landmarks_path)
     row_of = {int(f): i for i, f in enumerate(table.frame)}
-    wanted = table.frame.to_numpy()[used_frames(table.flag)].tolist()
-    if frames is not None:
-        chosen = {int(f) for f in frames}
-        wanted = [f for f in wanted if f in chosen]
+    mine = set(chunk_frames(table.frame.tolist(), chunk, chunk_size))
+    wanted = [f for f in table.frame.to_numpy()[used_frames(table.flag)].tolist() if f in mine]
     spans = table["span"].to_numpy() if "span" in table else np.zeros(len(table), dtype=np.int64)
     reader = open_frames(frames_dir, frames_table)
 
@@ -193,13 +191,11 @@ def crop_frames(frames_dir: str | Path, frames_table: str | Path | None, landmar
 def run_align_chunk(frames_dir: str | Path, frames_table: str | Path | None, landmarks_path: str | Path,
                     out_dir: str | Path, chunk: int, chunk_size: int, threads: int = 1) -> pd.DataFrame:
     """The crops of one chunk of frames -> ``out_dir`` (the crops and ``crops.parquet``), atomically."""
-    table, _ = read_landmarks(landmarks_path)
-    mine = chunk_frames(table.frame.tolist(), chunk, chunk_size)
     with atomic.atomic_directory(out_dir) as tmp_dir:
-        rows = crop_frames(frames_dir, frames_table, landmarks_path, mine, tmp_dir, threads)
+        rows = crop_frames(frames_dir, frames_table, landmarks_path, tmp_dir, chunk, chunk_size, threads)
         crops = pd.DataFrame(rows, columns=["frame", "name", "flag", "span", "crop_affine", "landmarks_crop"])
         atomic.write_parquet(tmp_dir / CROPS_TABLE, crops)
-    log.info("chunk %d: %d crops of frames %d-%d", chunk, len(crops), mine[0] if mine else -1, mine[-1] if mine else -1)
+    log.info("chunk %d: %d crops", chunk, len(crops))
     return crops
 
 
@@ -246,7 +242,7 @@ def run_align(
         if chunk_dirs:
             rows = gather_chunks(chunk_dirs, tmp_dir)
         else:
-            rows = crop_frames(frames_dir, frames_table, landmarks_path, None, tmp_dir, threads)
+            rows = crop_frames(frames_dir, frames_table, landmarks_path, tmp_dir, threads=threads)
         if not rows:
             raise HfagpError(f"{landmarks_path} has no frame with a face; nothing to crop")
         landmarks_crop = np.stack([np.asarray(r["landmarks_crop"]) for r in rows]).reshape(-1, 68, 2)

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from hfagp.errors import HfagpError
 from hfagp.io import atomic
+from hfagp.io.artifacts import read_parquet
 from hfagp.io.paths import package_dir
 from hfagp.io.tables import read_frames_table
 from hfagp.logs import get_logger
@@ -345,8 +346,6 @@ def landmark_table(detections: pd.DataFrame, settings: DetectorSettings, source:
 
 def read_detections(paths: list[str | Path]) -> tuple[pd.DataFrame, DetectorScale]:
     """Concatenate chunk detections (any order), checking they were made at one detector scale."""
-    from hfagp.io.artifacts import read_parquet
-
     parts = [read_parquet(p, "face detections", "rerun the detect_faces jobs (delete the file)") for p in paths]
     detections = pd.concat(parts, ignore_index=True).sort_values("frame", kind="stable").reset_index(drop=True)
     scales = detections[["scale", "upsample"]].drop_duplicates()
