@@ -43,8 +43,9 @@ class Interrupt(Exception):
 @pytest.mark.parametrize(
     "kind, how, stop_at, overrides",
     [
-        # SIGTERM/Ctrl-C path: resume.pt written at the stop; the generator joined before the stop
-        ("expression", "signal", 3, dict(tune_iter=2)),
+        # SIGTERM/Ctrl-C path: resume.pt written at the stop; the generator joined before the stop; the ray
+        # distortion term (the demo's) joins at step 3, after the restart
+        ("expression", "signal", 2, dict(tune_iter=2, distortion_weight=0.3, distortion_from=0.5)),
         # a crash between checkpoints: resumes from the last periodic resume.pt (step 4); the audio
         # smoothing starts and the generator joins after the restart
         ("audio", "crash", 5, dict(tune_iter=5, smoothing_start=4, checkpoint_every=2)),

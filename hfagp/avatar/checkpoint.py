@@ -106,7 +106,7 @@ def checkpoint_record(trainer, metrics: dict) -> dict:
         "config": asdict(s),
         "step": int(trainer.step),
         "metrics": metrics,
-        "loss": trainer.loss.description,
+        "loss": trainer.loss_description,
         "frames": {"train": trainer.data.train, "test": trainer.data.test},
         "inputs": {k: (str(v) if v is not None else None) for k, v in asdict(trainer.paths).items()},
     }

@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> None:
         mse_weight=args.mse_weight,
         lpips_weight=args.lpips_weight,
         ssim_weight=args.ssim_weight,
+        distortion_weight=args.distortion_weight,
+        distortion_from=args.distortion_from,
         lpips_backbone=args.lpips_backbone,
         lpips_weights=args.lpips_weights,
         smoothing_start=args.smoothing_start,
@@ -87,6 +89,14 @@ def register(subparsers) -> None:
     parser.add_argument("--mse-weight", type=float, default=1.0)
     parser.add_argument("--lpips-weight", type=float, default=1.0, help="ignored (with a warning) without LPIPS weights")
     parser.add_argument("--ssim-weight", type=float, default=0.0, help="weight of a 1 - SSIM loss term (default 0 = off)")
+    parser.add_argument(
+        "--distortion-weight", type=float, default=0.0,
+        help="weight of the ray distortion of the neural rendering (Mip-NeRF 360; default 0 = off, as HFA-GP)",
+    )
+    parser.add_argument(
+        "--distortion-from", type=float, default=0.0,
+        help="fraction of the steps after which the distortion term is on (default 0 = from the start)",
+    )
     parser.add_argument("--lpips-backbone", choices=["alex", "vgg"], default="alex")
     parser.add_argument("--lpips-weights", help="torchvision backbone .pth (default: the torch hub cache)")
     parser.add_argument("--smoothing-start", type=int, default=300_000, help="audio: step from which the attention smoothing is used")

@@ -118,7 +118,7 @@ class MonitorMixin:
             "train_frames": len(self.train_set),
             "test_frames": len(self.test_set or []),
             "resolution": self.resolution,
-            "loss": self.loss.description,
+            "loss": self.loss_description,
             "uses_lpips": bool(self.loss.uses_lpips),
             "first_loss": float(np.mean(losses[:k])) if losses else None,
             "final_loss": float(np.mean(losses[-k:])) if losses else None,

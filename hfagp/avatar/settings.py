@@ -32,6 +32,8 @@ class TrainSettings:
     mse_weight: float = 1.0
     lpips_weight: float = 1.0
     ssim_weight: float = 0.0  # 1 - SSIM term (no downloaded weights); 0 = off, HFA-GP's MSE + LPIPS
+    distortion_weight: float = 0.0  # Mip-NeRF 360 ray distortion of the neural rendering (hfagp.losses.geometry); 0 = off, as HFA-GP
+    distortion_from: float = 0.0  # fraction of the steps after which the distortion term is on (only while the generator is tuned)
     lpips_backbone: str = "alex"
     lpips_weights: str | None = None
     smoothing_start: int = 300_000
@@ -57,6 +59,10 @@ class TrainSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise HfagpError(f"training setting {name} must be > 0, got {value!r}; check config.yaml")
+        if not (math.isfinite(self.distortion_from) and 0.0 <= self.distortion_from <= 1.0):
+            raise HfagpError(f"training setting distortion_from must be in [0, 1], got {self.distortion_from!r}; check config.yaml")
+        if not (math.isfinite(self.distortion_weight) and self.distortion_weight >= 0):
+            raise HfagpError(f"training setting distortion_weight must be >= 0, got {self.distortion_weight!r}; check config.yaml")
         if not (math.isfinite(self.ema_decay) and 0.0 <= self.ema_decay < 1.0):
             raise HfagpError(f"training setting ema_decay must be in [0, 1), got {self.ema_decay!r}; check config.yaml")
         if self.generator_lr is not None and not (math.isfinite(self.generator_lr) and self.generator_lr > 0):

@@ -149,6 +149,15 @@ class Trainer(ResumeMixin, MonitorMixin):
         if self.ema is not None:  # the average starts from the warm-started driver, not from its random init
             self.ema = WeightAverage(self.model, s.ema_decay, keys=list(self.ema.shadow))
 
+    @property
+    def loss_description(self) -> str:
+        """The photometric loss's description, plus the regularisers this run adds."""
+        s = self.settings
+        extra = []
+        if s.distortion_weight > 0:
+            extra.append(f"{s.distortion_weight:g} ray distortion")
+        return " + ".join([self.loss.description, *extra])
+
     # -- generator fine-tuning -------------------------------------------------
     def enable_tuning(self) -> None:
         """Unfreeze the generator and add it to Adam as a second parameter group."""
@@ -214,8 +223,18 @@ class Trainer(ResumeMixin, MonitorMixin):
         global_batch = batch_indices(s.seed, step, len(self.train_set), s.batch_size * self.ctx.world)
         mine = global_batch[self.ctx.rank * s.batch_size : (self.ctx.rank + 1) * s.batch_size]
         batch = self.train_set.batch(mine, self.ctx.device)
-        pred = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step))
+        # The distortion term (hfagp.losses.geometry) shapes the generator's volume, so it is on only while the
+        # generator trains, and from distortion_from * steps: earlier, while the random-init generator has no face
+        # yet, it flattens the volume onto the first samples (README "The demo's recipe").
+        distortion = s.distortion_weight > 0 and self.tuning and step >= s.distortion_from * s.steps
+        if distortion:
+            pred, neural = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step), with_neural=True)
+        else:
+            pred = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step))
         total, terms = self.loss(pred, batch["target"])
+        if distortion:
+            terms["distortion"] = neural["ray_distortion"].mean()
+            total = total + s.distortion_weight * terms["distortion"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -239,7 +258,7 @@ class Trainer(ResumeMixin, MonitorMixin):
             log.info(
                 "training the %s driver: %d train / %d test frames, %d px, D=%d, %s, %s generator, %d process(es), steps %d..%d",
                 s.kind, len(self.train_set), len(self.test_set or []), self.resolution, self.model.subspace.dim,
-                self.loss.description, "demo (random-init)" if self.demo_generator else self.generator_record.get("kind"),
+                self.loss_description, "demo (random-init)" if self.demo_generator else self.generator_record.get("kind"),
                 ctx.world, self.step, s.steps,
             )
         old_handlers = self._install_signals()

@@ -152,12 +152,14 @@ class TriPlaneGenerator(nn.Module):
         deterministic: bool | None = None,
         rand_coarse: torch.Tensor | None = None,
         rand_importance: torch.Tensor | None = None,
+        ray_distortion: bool = False,
         **synthesis_kwargs: Any,
     ) -> dict[str, torch.Tensor]:
         """Render ws [B, num_ws, w_dim] from cameras c [B, 25].
 
         Returns ``image`` [B,3,img_resolution²], ``image_raw`` [B,3,nrr²] and
-        ``image_depth`` [B,1,nrr²]. ``synthesis_kwargs`` (``noise_mode``,
+        ``image_depth`` [B,1,nrr²] (the official outputs); with ``ray_distortion`` also
+        ``ray_distortion`` [B,1,nrr²] (:func:`hfagp.losses.geometry.ray_distortion`, a training regulariser). ``synthesis_kwargs`` (``noise_mode``,
         ``force_fp32``, ``fused_modconv``) go to the backbone; all but
         ``noise_mode`` also go to the super-resolution, whose noise mode comes from
         ``rendering_kwargs['superresolution_noise_mode']``. Passing
@@ -204,7 +206,10 @@ class TriPlaneGenerator(nn.Module):
         sr_image = self.superresolution(
             rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"], **sr_kwargs
         )
-        return {"image": sr_image.contiguous(), "image_raw": rgb_image, "image_depth": depth_image}
+        out = {"image": sr_image.contiguous(), "image_raw": rgb_image, "image_depth": depth_image}
+        if ray_distortion:
+            out["ray_distortion"] = rendered.distortion.reshape(n, 1, resolution, resolution)
+        return out
 
     def forward(
         self,

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hfagp.losses.geometry import ray_distortion
+
 from .triplane import OSGDecoder, TableGradientSink, bilinear_taps, plane_table, sinked_table, weighted_gather
 
 TRANSMITTANCE_EPS = 1e-10
@@ -139,11 +141,16 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n_samples: int, u: tor
 
 @dataclass
 class RenderOutput:
-    """Per-ray results: features [N, M, C] in [-1, 1], depth [N, M], weight sum [N, M]."""
+    """Per-ray results: features [N, M, C] in [-1, 1], depth [N, M], weight sum [N, M], distortion [N, M].
+
+    ``distortion`` is :func:`hfagp.losses.geometry.ray_distortion` over ``[ray_start, ray_end]`` (a training
+    regulariser; not part of the official outputs).
+    """
 
     features: torch.Tensor
     depth: torch.Tensor
     weight_sum: torch.Tensor
+    distortion: torch.Tensor
 
 
 # Points decoded per step: large enough to amortise per-op overhead, small
@@ -233,7 +240,7 @@ class ImportanceRenderer(nn.Module):
         base_depths = torch.linspace(ray_start, ray_end, n_coarse, device=device)
         depth_delta = (ray_end - ray_start) / (n_coarse - 1)
 
-        features_out, depth_out, weight_sum_out = [], [], []
+        features_out, depth_out, weight_sum_out, distortion_out = [], [], [], []
         depth_min = depth_max = None
         rays_per_chunk = max(1, CHUNK_POINTS // max(n_coarse, n_fine, 1))
         for first in range(0, n * m, rays_per_chunk):
@@ -246,13 +253,16 @@ class ImportanceRenderer(nn.Module):
             features_out.append(features)
             depth_out.append(weighted_depth(weights, all_depths))
             weight_sum_out.append(weights.sum(-1))
+            distortion_out.append(ray_distortion(weights, all_depths, ray_start, ray_end))
             chunk_min, chunk_max = all_depths.detach().min(), all_depths.detach().max()
             depth_min = chunk_min if depth_min is None else torch.minimum(depth_min, chunk_min)
             depth_max = chunk_max if depth_max is None else torch.maximum(depth_max, chunk_max)
 
         features = torch.cat(features_out).reshape(n, m, -1)
         depth = torch.clamp(torch.cat(depth_out), depth_min, depth_max).reshape(n, m)
-        return RenderOutput(features * 2 - 1, depth, torch.cat(weight_sum_out).reshape(n, m))
+        return RenderOutput(
+            features * 2 - 1, depth, torch.cat(weight_sum_out).reshape(n, m), torch.cat(distortion_out).reshape(n, m)
+        )
 
     @staticmethod
     def _render_chunk(

@@ -203,6 +203,8 @@ def training_flags(subject, driver):
         "mse_weight": "--mse-weight",
         "lpips_weight": "--lpips-weight",
         "ssim_weight": "--ssim-weight",
+        "distortion_weight": "--distortion-weight",
+        "distortion_from": "--distortion-from",
         "checkpoint_every": "--checkpoint-every",
         "sample_every": "--sample-every",
         "log_every": "--log-every",
@@ -302,6 +304,8 @@ def gather_flag(flag, paths):
     """`--flag 'a' 'b' ...` for a list of chunk outputs, nothing for none."""
     from shlex import quote
 
+    if isinstance(paths, (str, Path)):  # a dry run before the frames checkpoint: its folder stands in for the chunks
+        paths = [paths]
     return f"{flag} {' '.join(quote(str(p)) for p in paths)}" if paths else ""
 
 
