@@ -59,10 +59,10 @@ def test_bad_shapes_and_range():
         ray_distortion(torch.ones(3), torch.ones(4), 1.0, 1.0)
 
 
-def test_the_generator_reports_each_rays_distortion():
+def test_the_generator_reports_each_rays_distortion(monkeypatch):
     """synthesis(ray_distortion=True) adds ``ray_distortion`` per neural-rendering pixel, equal to the double sum
     on the rays' own marching weights; the official outputs (checked against the official code by
-    test_eg3d_conformance) are the same with it and without it."""
+    test_eg3d_conformance) are the same with it and without it, and without it the term is not computed."""
     from hfagp.eg3d import renderer as rendering
     from hfagp.eg3d.snapshot import random_generator
 
@@ -72,28 +72,27 @@ def test_the_generator_reports_each_rays_distortion():
     from hfagp.eg3d.camera import camera_label, look_at_cam2world
 
     c = torch.from_numpy(camera_label(look_at_cam2world(10.0, 0.0))).float()[None].repeat(2, 1)
-    recorded = {}
+    recorded = {"weights": [], "depths": []}
     original = rendering.ray_distortion
 
     def spy(weights, depths, near, far):
-        recorded.setdefault("weights", []).append(weights)
-        recorded.setdefault("depths", []).append(depths)
+        recorded["weights"].append(weights)
+        recorded["depths"].append(depths)
         return original(weights, depths, near, far)
 
-    rendering.ray_distortion = spy
-    try:
-        with torch.no_grad():
-            out = G.synthesis(ws, c, noise_mode="const", deterministic=True, ray_distortion=True)
-    finally:
-        rendering.ray_distortion = original
+    monkeypatch.setattr(rendering, "ray_distortion", spy)
+    with torch.no_grad():
+        out = G.synthesis(ws, c, noise_mode="const", deterministic=True, ray_distortion=True)
     nrr = G.neural_rendering_resolution
     assert out["ray_distortion"].shape == (2, 1, nrr, nrr)
     weights, depths = torch.cat(recorded["weights"]), torch.cat(recorded["depths"])
     expected = brute_force_distortion(weights.double(), depths.double(), 2.25, 3.3).reshape(2, 1, nrr, nrr)
     assert torch.allclose(out["ray_distortion"].double(), expected, atol=1e-6)
     assert float(out["ray_distortion"].min()) >= 0 and float(out["ray_distortion"].max()) <= 1 / 3 + 1e-6
+    calls = len(recorded["weights"])
     with torch.no_grad():
         plain = G.synthesis(ws, c, noise_mode="const", deterministic=True)
+    assert len(recorded["weights"]) == calls, "computed without being asked for"
     assert set(plain) == {"image", "image_raw", "image_depth"}
     assert all(torch.equal(plain[k], out[k]) for k in plain)
 
@@ -117,8 +116,8 @@ def test_training_with_the_distortion_term_gathers_each_rays_weight(tmp_path):
         trainer.run()
         batch = trainer.train_set.batch(list(range(len(trainer.train_set))))
         with torch.no_grad():
-            _, neural = trainer.model(batch["signal"], batch["label"], deterministic=True, with_neural=True)
-        distortion[weight] = float(neural["ray_distortion"].mean())
+            _, rays = trainer.model(batch["signal"], batch["label"], deterministic=True, with_distortion=True)
+        distortion[weight] = float(rays.mean())
         history = trainer.history
         assert history[-1]["mse"] < history[0]["mse"], history
         if weight:

@@ -46,20 +46,19 @@ class Avatar(nn.Module):
         smooth: bool = False,
         deterministic: bool = False,
         full_resolution: bool = False,
-        with_neural: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with_distortion: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B,3,R,R) images in about [-1,1] (the generator's own size with ``full_resolution``).
 
-        ``with_neural`` also returns the neural rendering's ``image_raw`` (B,3,r,r) and each image's mean
-        ``ray_distortion`` (B,) (hfagp.losses.geometry), for the training regularisers.
+        ``with_distortion`` also returns each image's mean ray distortion (B,) (hfagp.losses.geometry).
         """
         ws = self.latents(signal, smooth)
-        out = self.generator.synthesis(ws, label, noise_mode="const", deterministic=deterministic, ray_distortion=with_neural)
+        out = self.generator.synthesis(ws, label, noise_mode="const", deterministic=deterministic, ray_distortion=with_distortion)
         image = out["image"]
         if not full_resolution and image.shape[-1] != self.resolution:
             image = F.adaptive_avg_pool2d(image, self.resolution)
-        if with_neural:
-            return image, {"image_raw": out["image_raw"], "ray_distortion": out["ray_distortion"].mean(dim=(1, 2, 3))}
+        if with_distortion:
+            return image, out["ray_distortion"].mean(dim=(1, 2, 3))
         return image
 
 

@@ -227,13 +227,11 @@ class Trainer(ResumeMixin, MonitorMixin):
         # generator trains, and from distortion_from * steps: earlier, while the random-init generator has no face
         # yet, it flattens the volume onto the first samples (README "The demo's recipe").
         distortion = s.distortion_weight > 0 and self.tuning and step >= s.distortion_from * s.steps
-        if distortion:
-            pred, neural = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step), with_neural=True)
-        else:
-            pred = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step))
+        out = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step), with_distortion=distortion)
+        pred, ray_distortion = out if distortion else (out, None)
         total, terms = self.loss(pred, batch["target"])
-        if distortion:
-            terms["distortion"] = neural["ray_distortion"].mean()
+        if ray_distortion is not None:
+            terms["distortion"] = ray_distortion.mean()
             total = total + s.distortion_weight * terms["distortion"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

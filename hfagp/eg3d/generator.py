@@ -196,6 +196,7 @@ class TriPlaneGenerator(nn.Module):
             deterministic=deterministic,
             rand_coarse=rand_coarse,
             rand_importance=rand_importance,
+            with_distortion=ray_distortion,
         )
         n = ws.shape[0]
         # [N, M, C] per ray -> a channels-last [N, C, R, R] view, the layout the SR convs want.

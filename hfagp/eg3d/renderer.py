@@ -144,13 +144,13 @@ class RenderOutput:
     """Per-ray results: features [N, M, C] in [-1, 1], depth [N, M], weight sum [N, M], distortion [N, M].
 
     ``distortion`` is :func:`hfagp.losses.geometry.ray_distortion` over ``[ray_start, ray_end]`` (a training
-    regulariser; not part of the official outputs).
+    regulariser, not an official output), only when asked for (``with_distortion``), else None.
     """
 
     features: torch.Tensor
     depth: torch.Tensor
     weight_sum: torch.Tensor
-    distortion: torch.Tensor
+    distortion: torch.Tensor | None = None
 
 
 # Points decoded per step: large enough to amortise per-op overhead, small
@@ -199,6 +199,7 @@ class ImportanceRenderer(nn.Module):
         deterministic: bool = False,
         rand_coarse: torch.Tensor | None = None,
         rand_importance: torch.Tensor | None = None,
+        with_distortion: bool = False,
     ) -> RenderOutput:
         """Render rays [N, M, 3] through ``planes`` [N, 3, C, H, W].
 
@@ -253,16 +254,16 @@ class ImportanceRenderer(nn.Module):
             features_out.append(features)
             depth_out.append(weighted_depth(weights, all_depths))
             weight_sum_out.append(weights.sum(-1))
-            distortion_out.append(ray_distortion(weights, all_depths, ray_start, ray_end))
+            if with_distortion:
+                distortion_out.append(ray_distortion(weights, all_depths, ray_start, ray_end))
             chunk_min, chunk_max = all_depths.detach().min(), all_depths.detach().max()
             depth_min = chunk_min if depth_min is None else torch.minimum(depth_min, chunk_min)
             depth_max = chunk_max if depth_max is None else torch.maximum(depth_max, chunk_max)
 
         features = torch.cat(features_out).reshape(n, m, -1)
         depth = torch.clamp(torch.cat(depth_out), depth_min, depth_max).reshape(n, m)
-        return RenderOutput(
-            features * 2 - 1, depth, torch.cat(weight_sum_out).reshape(n, m), torch.cat(distortion_out).reshape(n, m)
-        )
+        distortion = torch.cat(distortion_out).reshape(n, m) if with_distortion else None
+        return RenderOutput(features * 2 - 1, depth, torch.cat(weight_sum_out).reshape(n, m), distortion)
 
     @staticmethod
     def _render_chunk(
