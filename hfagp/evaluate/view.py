@@ -13,6 +13,7 @@ viser serves its prebuilt web client from its wheel: nothing is built or downloa
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -307,10 +308,24 @@ def run_view(args) -> None:
             log.warning("no audio track (audio.wav and audio_features.npy) beside this audio avatar: audio playback is off")
     viewer = Viewer(model, args.host, args.port, playback)
     print(f"hfagp view: {model.kind} avatar of {len(model.frames)} frames at {viewer.url} (Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+    old_handlers = _stop_on_signals(stop)
     try:
-        while True:
-            time.sleep(1.0)
-    except KeyboardInterrupt:
+        while not stop.wait(1.0):
+            pass
         print("hfagp view: stopped", flush=True)
     finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         viewer.stop()
+
+
+def _stop_on_signals(stop: threading.Event) -> dict:
+    """Ctrl-C (SIGINT) and SIGTERM (kill, SLURM, systemd) set ``stop``; returns the handlers they replace.
+
+    Installed explicitly, as training does, because a process started in the background of a
+    non-interactive shell inherits SIGINT *ignored*, and Python then installs no Ctrl-C handler of its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
