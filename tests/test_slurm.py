@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from debian import apt_install
 from media import DEMO_VIDEO, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,22 +64,12 @@ def _tools_missing() -> list[str]:
 
 
 def _install() -> None:
-    """apt-get install slurm-wlm munge (apt-get update first only if the plain install fails)."""
+    """apt-get install slurm-wlm munge, when a tool is missing."""
     if not _tools_missing():
         return
-    if shutil.which("apt-get") is None:
-        pytest.skip(f"SLURM is not installed ({', '.join(_tools_missing())} missing) and apt-get is unavailable")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
-    try:
-        result = _run(install, timeout=600, env=env)
-        if result.returncode != 0:
-            _run(["apt-get", "update", "-q"], timeout=300, env=env)
-            result = _run(install, timeout=600, env=env)
-    except subprocess.TimeoutExpired as err:
-        pytest.skip(f"apt-get could not install slurm-wlm and munge in time: {err}")
-    if result.returncode != 0 or _tools_missing():
-        pytest.skip(f"apt-get could not install slurm-wlm and munge: {(result.stdout + result.stderr)[-1500:]}")
+    failure = apt_install(["slurm-wlm", "munge"], timeout=600)
+    if failure is not None or _tools_missing():
+        pytest.skip(f"SLURM is not installed ({', '.join(_tools_missing())} missing): {failure}")
 
 
 def _pid_file(name: str) -> Path:
@@ -335,19 +326,38 @@ def slurm_job(jobid: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in result.stdout.split() if "=" in item)
 
 
-def test_preprocess_runs_as_slurm_jobs(slurm_cluster, tmp_path):
-    # Chunks of 10 frames: face detection and cropping become two SLURM jobs each.
-    config = {"subjects": {"s1": {"video": DEMO_VIDEO, "max_frames": 20}}, "preprocess": {"chunk_frames": 10}}
-    status, output = run_on_slurm(slurm_cluster, tmp_path, config)
-    assert status == 0, output[-4000:]
-    out = tmp_path / "results" / "s1"
+@dataclass
+class SlurmRun:
+    workdir: Path
+    status: int
+    output: str  # snakemake's
+    jobs: dict[tuple[str, str], str]  # (rule, subject or chunk) -> SLURM job id
+
+
+@pytest.fixture(scope="module")
+def preprocess_run(slurm_cluster, tmp_path_factory) -> SlurmRun:
+    """One `preprocess` run on the cluster for both tests below (each run costs about a minute of jobs):
+    subject s1 in chunks of 10 frames (face detection and cropping become two SLURM jobs each), and a
+    subject whose video has no face, whose landmarks job fails."""
+    workdir = tmp_path_factory.mktemp("slurm")
+    rng = np.random.default_rng(0)
+    video = write_video(workdir / "noface.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(6)])
+    config = {"subjects": {"s1": {"video": DEMO_VIDEO, "max_frames": 20}, "noface": {"video": str(video)}},
+              "preprocess": {"chunk_frames": 10}}
+    status, output = run_on_slurm(slurm_cluster, workdir, config)
+    return SlurmRun(workdir, status, output, submitted_jobs(output))
+
+
+def test_preprocess_runs_as_slurm_jobs(preprocess_run, slurm_cluster):
+    out = preprocess_run.workdir / "results" / "s1"
+    output = preprocess_run.output
     assert len(pd.read_parquet(out / "frames.parquet")) == 20
     assert len(list((out / "crops").glob("*.png"))) >= 18
     for name in ("landmarks.parquet", "cameras.parquet", "dataset.json", "qc/landmarks.png"):
         assert (out / name).stat().st_size > 0, name
     assert not (out / "chunks").exists() or not any((out / "chunks").iterdir()), "chunk files are temporary"
     # Every rule (every chunk) ran as its own SLURM job, which slurmctld allocated and saw complete.
-    submitted = submitted_jobs(output)
+    submitted = {key: jobid for key, jobid in preprocess_run.jobs.items() if key[1].startswith("s1")}
     assert sorted(submitted) == [("align", "s1"), ("align_crops", "s1_0"), ("align_crops", "s1_1"),
                                  ("detect_faces", "s1_0"), ("detect_faces", "s1_1"), ("frames", "s1"),
                                  ("landmarks", "s1"), ("qc_landmarks", "s1")], output[-4000:]
@@ -362,17 +372,12 @@ def test_preprocess_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     assert slurm_job(submitted[("frames", "s1")])["TimeLimit"] == "00:30:00"
 
 
-def test_subjects_run_in_parallel_and_a_failed_job_keeps_finished_outputs(slurm_cluster, tmp_path):
-    rng = np.random.default_rng(0)
-    video = write_video(tmp_path / "noface.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(6)])
-    config = {"subjects": {"s1": {"video": DEMO_VIDEO, "max_frames": 20}, "noface": {"video": str(video)}}}
-    status, output = run_on_slurm(slurm_cluster, tmp_path, config)
+def test_subjects_run_in_parallel_and_a_failed_job_keeps_finished_outputs(preprocess_run):
+    output, slurm_ids = preprocess_run.output, preprocess_run.jobs
     # `hfagp landmarks` exits non-zero on the video without a face: snakemake reports the SLURM job
     # as failed, shows its log, goes on with the other subject (keep-going) and exits non-zero.
-    assert status != 0
-    slurm_ids = submitted_jobs(output)
-    assert sorted(slurm_ids) == [("align", "s1"), ("frames", "noface"), ("frames", "s1"), ("landmarks", "noface"),
-                                 ("landmarks", "s1"), ("qc_landmarks", "s1")], output[-4000:]
+    assert preprocess_run.status != 0
+    assert sorted(key for key in slurm_ids if key[1] == "noface") == [("frames", "noface"), ("landmarks", "noface")]
     failed = slurm_ids[("landmarks", "noface")]
     for key, jobid in slurm_ids.items():
         assert slurm_job(jobid)["JobState"] == ("FAILED" if jobid == failed else "COMPLETED"), key
@@ -382,7 +387,7 @@ def test_subjects_run_in_parallel_and_a_failed_job_keeps_finished_outputs(slurm_
     first = [slurm_job(slurm_ids[("frames", subject)]) for subject in ("s1", "noface")]
     assert first[0]["StartTime"] <= first[1]["EndTime"] and first[1]["StartTime"] <= first[0]["EndTime"], first
     # Everything that finished is kept: all of s1, and the frames of the failed subject.
-    out = tmp_path / "results"
+    out = preprocess_run.workdir / "results"
     assert (out / "s1" / "qc" / "landmarks.png").exists() and (out / "s1" / "dataset.json").exists()
     assert (out / "noface" / "frames" / "source.json").exists()
     assert (out / "noface" / "frames.parquet").exists()
