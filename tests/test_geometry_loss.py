@@ -98,7 +98,7 @@ def test_the_generator_reports_each_rays_distortion(monkeypatch):
 
 
 def test_training_with_the_distortion_term_gathers_each_rays_weight(tmp_path):
-    """At small scale (a tiny subject, 24 steps, the random-init generator tuned from step 0), the same run with
+    """At small scale (a tiny subject, 12 steps, the random-init generator tuned from step 0), the same run with
     ``distortion_weight`` > 0 must leave the avatar's rays clearly more concentrated than without it; the
     photometric terms still train (the loss falls)."""
     from test_training import make_subject, paths_for, tiny_settings
@@ -110,7 +110,7 @@ def test_training_with_the_distortion_term_gathers_each_rays_weight(tmp_path):
     subject = make_subject(tmp_path / "subject", frames=8)
     distortion = {}
     for weight in (0.0, 1.0):
-        settings = tiny_settings("expression", steps=24, tune_iter=0, batch_size=2, lr=1e-3, generator_lr=3e-3,
+        settings = tiny_settings("expression", steps=12, tune_iter=0, batch_size=2, lr=1e-3, generator_lr=3e-3,
                                  ema_decay=0.0, distortion_weight=weight)
         trainer = Trainer(settings, paths_for(subject, tmp_path / f"w{weight}"), setup_distributed("cpu"))
         trainer.run()
@@ -122,4 +122,4 @@ def test_training_with_the_distortion_term_gathers_each_rays_weight(tmp_path):
         assert history[-1]["mse"] < history[0]["mse"], history
         if weight:
             assert "distortion" in history[-1] and "ray distortion" in trainer.loss_description
-    assert distortion[1.0] < 0.7 * distortion[0.0], distortion
+    assert distortion[1.0] < 0.7 * distortion[0.0], distortion  # measured: 0.051 vs 0.116

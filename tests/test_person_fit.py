@@ -160,7 +160,7 @@ def demo_recipe() -> dict:
 
 
 def test_the_demo_recipe_learns_a_real_face_faster(tmp_path):
-    """A guard of the demo's recipe at small scale: 12 real frames of the demo clip, 120 steps, the random-init
+    """A guard of the demo's recipe at small scale: 12 real frames of the demo clip, 80 steps, the random-init
     generator. The recipe config.yaml ships (1 - SSIM beside MSE, a higher generator learning rate) must fit
     the frames clearly better than HFA-GP's plain loss and learning rate in the same steps; at full scale that
     is what turns the demo's blur into a face dlib finds (README "The demo's recipe")."""
@@ -181,8 +181,8 @@ def test_the_demo_recipe_learns_a_real_face_faster(tmp_path):
     assert recipe["ssim_weight"] > 0 and recipe["generator_lr"] > 3e-4
     scores = {}
     for name, values in (("hfa-gp", {"ssim_weight": 0.0, "generator_lr": 3e-4}), ("demo", recipe)):
-        settings = tiny_settings("expression", steps=120, tune_iter=0, batch_size=1, resolution=64, lr=3e-4,
+        settings = tiny_settings("expression", steps=80, tune_iter=0, batch_size=1, resolution=64, lr=3e-4,
                                  ema_decay=0.0, **values)
         metrics = Trainer(settings, paths_for(subject, tmp_path / name), setup_distributed("cpu")).run()
         scores[name] = metrics["train_psnr"]
-    assert scores["demo"] > scores["hfa-gp"] + 0.5, scores  # measured: 17.4 vs 16.4 dB
+    assert scores["demo"] > scores["hfa-gp"] + 0.5, scores  # measured: 17.2 vs 15.9 dB
