@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import random
+import signal
+import threading
 
 import numpy as np
 import torch
@@ -138,3 +140,24 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_handler(handler) -> dict:
+    """Install ``handler(signum, frame)`` for SIGTERM and SIGINT; returns the handlers it replaced.
+
+    Explicit for Ctrl-C too: a process started in the background of a non-interactive shell inherits
+    SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler of its own. Outside the main
+    thread (where handlers cannot be set) it does nothing and returns ``{}``. Undo with :func:`restore_handlers`.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+
+def restore_handlers(old: dict) -> None:
+    """Put back the handlers :func:`install_stop_handler` replaced."""
+    for sig, handler in old.items():
+        signal.signal(sig, handler)

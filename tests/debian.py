@@ -1,7 +1,7 @@
 """Debian packages a test needs (SLURM, chromium): installed with apt-get, one install at a time.
 
-The suite runs its files in parallel processes (pytest-xdist), and two apt-gets at once fail on dpkg's
-lock; so every install here holds one file lock for its whole apt-get (update) sequence.
+Two apt-gets at once fail on dpkg's lock (two test runs side by side, or a test file run alone beside the
+suite), so every install here holds one file lock for its whole apt-get (update) sequence.
 """
 
 from __future__ import annotations

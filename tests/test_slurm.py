@@ -69,7 +69,8 @@ def _install() -> None:
         return
     failure = apt_install(["slurm-wlm", "munge"], timeout=600)
     if failure is not None or _tools_missing():
-        pytest.skip(f"SLURM is not installed ({', '.join(_tools_missing())} missing): {failure}")
+        pytest.skip(f"SLURM is not installed ({', '.join(_tools_missing())} missing): "
+                    f"{failure or 'apt-get installed slurm-wlm and munge without them'}")
 
 
 def _pid_file(name: str) -> Path:

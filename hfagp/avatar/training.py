@@ -44,7 +44,6 @@ unfinished.
 from __future__ import annotations
 
 import gc
-import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -65,7 +64,7 @@ from hfagp.io import atomic
 from hfagp.logs import get_logger
 from hfagp.losses.photometric import LossWeights, PhotometricLoss
 from hfagp.prior.generator import load_recorded_generator, read_generator_record
-from hfagp.runtime import seed_process, setup_torch
+from hfagp.runtime import install_stop_handler, restore_handlers, seed_process, setup_torch
 
 log = get_logger("training")
 
@@ -195,22 +194,14 @@ class Trainer(ResumeMixin, MonitorMixin):
         return self.ddp if self.ddp is not None else self.model
 
     # -- the loop ----------------------------------------------------------------
-    def _install_signals(self):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
+    def _install_signals(self) -> dict:
         def request_stop(signum, frame):  # noqa: ARG001
             if self.stop_requested:  # a second Ctrl-C stops at once
                 raise KeyboardInterrupt
             self.stop_requested = True
             log.warning("signal %d: stopping after this step and writing %s", signum, self.paths.resume)
 
-        old = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            old[sig] = signal.signal(sig, request_stop)
-        return old
+        return install_stop_handler(request_stop)
 
     def train_step(self) -> dict:
         s = self.settings
@@ -309,8 +300,7 @@ class Trainer(ResumeMixin, MonitorMixin):
                 writer.close()
             raise
         finally:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
+            restore_handlers(old_handlers)
         bar.close()
         self.elapsed += time.perf_counter() - started
         run_steps = self.step - start_step

@@ -13,7 +13,6 @@ viser serves its prebuilt web client from its wheel: nothing is built or downloa
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -285,7 +284,7 @@ class Viewer:
 
 def run_view(args) -> None:
     """``hfagp view``: check the inputs, start the server, print the URL, serve until Ctrl-C."""
-    from hfagp.runtime import resolve_device, setup_torch
+    from hfagp.runtime import install_stop_handler, resolve_device, restore_handlers, setup_torch
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -309,23 +308,11 @@ def run_view(args) -> None:
     viewer = Viewer(model, args.host, args.port, playback)
     print(f"hfagp view: {model.kind} avatar of {len(model.frames)} frames at {viewer.url} (Ctrl-C stops)", flush=True)
     stop = threading.Event()
-    old_handlers = _stop_on_signals(stop)
+    old_handlers = install_stop_handler(lambda *_: stop.set())  # Ctrl-C and SIGTERM (kill, SLURM, systemd)
     try:
         while not stop.wait(1.0):
             pass
         print("hfagp view: stopped", flush=True)
     finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+        restore_handlers(old_handlers)
         viewer.stop()
-
-
-def _stop_on_signals(stop: threading.Event) -> dict:
-    """Ctrl-C (SIGINT) and SIGTERM (kill, SLURM, systemd) set ``stop``; returns the handlers they replace.
-
-    Installed explicitly, as training does, because a process started in the background of a
-    non-interactive shell inherits SIGINT *ignored*, and Python then installs no Ctrl-C handler of its own.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
