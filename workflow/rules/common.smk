@@ -109,13 +109,22 @@ def expressions_input(subject):
     return {}
 
 
-def subject_drivers(subject):
-    """Drivers trained for a subject: its `drivers` list, else every driver its data allows."""
-    chosen = subject_config(subject).get("drivers")
+def subject_signals(subject):
+    """Driving signals a subject's data gives (rgb: its crops; expression; audio), trained on or not."""
     kind = SUBJECT_KIND[subject]
-    allowed = ["rgb"]
-    allowed += ["expression"] if provides(kind, "expressions.parquet") else []
-    allowed += ["audio"] if provides(kind, "audio_features.npy") else []
+    signals = ["rgb"]
+    signals += ["expression"] if provides(kind, "expressions.parquet") else []
+    signals += ["audio"] if provides(kind, "audio_features.npy") else []
+    return signals
+
+
+def subject_drivers(subject):
+    """Drivers trained for a subject: its `drivers` list, else every driver its data allows.
+
+    `drivers: []` trains nothing: such a subject only lends its signals to cross-driving (no prior, no avatar).
+    """
+    chosen = subject_config(subject).get("drivers")
+    allowed = subject_signals(subject)
     if chosen is None:
         return allowed
     missing = [d for d in chosen if d not in allowed]
@@ -126,6 +135,9 @@ def subject_drivers(subject):
             "remove them from its `drivers:` list"
         )
     return list(chosen)
+
+
+AVATAR_SUBJECTS = [s for s in SUBJECTS if subject_drivers(s)]
 
 
 def driver_signal_input(subject, driver):
@@ -259,14 +271,14 @@ def cross_source_flags(input):
 
 
 def cross_videos():
-    """Every cross-driving video declared in config.yaml (same driver kinds on both sides)."""
+    """Every cross-driving video declared in config.yaml: each avatar of the subject whose signal the source has."""
     videos = []
     for subject in SUBJECTS:
         for source in subject_config(subject).get("cross_driving") or []:
             if source not in SUBJECTS:
                 raise workflow_error(f"cross_driving of subject '{subject}' names '{source}', which is not a subject in config.yaml")
             for driver in subject_drivers(subject):
-                if driver in subject_drivers(source):
+                if driver in subject_signals(source):  # the source lends its signal; it needs no avatar of its own
                     videos.append(f"results/{subject}/render/{driver}/cross_{source}.mp4")
     return videos
 
