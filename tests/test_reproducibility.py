@@ -1,6 +1,6 @@
 """Same command, same seed, same thread count: bitwise the same results in fresh processes.
 
-Each case runs a small script in several fresh Python processes (so nothing is
+Each case runs a small script in two fresh Python processes (so nothing is
 shared: memory layout, allocator state, library initialisation) and compares
 SHA-256 digests of the raw bytes of what they produced, never tolerances:
 
@@ -12,8 +12,8 @@ SHA-256 digests of the raw bytes of what they produced, never tolerances:
   ``metrics.json`` without its wall-clock fields;
 * W+ inversion with a PTI step and the PCA prior (latents, tuned generator, loss table, ``prior.npz`` bytes).
 
-Two of the three processes run beside a busy process (the defect showed under load). Two more tests pin the
-cause: rendering calls none of the ops torch hands to MKL's vector math, and the ray marcher's bits do not
+One process runs on an idle machine and one beside a busy process (the defect showed under load, so the pair
+compares the two regimes). Two more tests pin the cause: rendering calls none of the ops torch hands to MKL's vector math, and the ray marcher's bits do not
 change with MKL's code path.
 
 README "Reproducibility" says what is and is not bitwise across thread counts
@@ -34,7 +34,7 @@ import torch
 from test_training import make_subject
 
 TESTS = Path(__file__).resolve().parent
-PROCESSES = 3
+PROCESSES = 2  # an idle run and a loaded one
 
 CHILD = r'''
 import hashlib, json, sys
@@ -150,7 +150,7 @@ def cpu_load(processes: int = 1):
 
 
 def fresh_digests(script: Path, *args: str) -> list[dict]:
-    """Digests of PROCESSES fresh runs: the first on an idle machine, the others beside busy processes."""
+    """Digests of PROCESSES fresh runs: the first on an idle machine, the others beside a busy process."""
     digests = [run_fresh(script, *args)]
     with cpu_load():
         digests += [run_fresh(script, *args) for _ in range(PROCESSES - 1)]

@@ -97,9 +97,9 @@ def probe_faces(frames: dict[int, np.ndarray]) -> dict:
     find more; of the searches run, the one that found faces on the most probe
     frames is kept (the cheapest of equals).
     """
-    import dlib
+    from hfagp.preprocess.dlib_models import hog_detector
 
-    detector = dlib.get_frontal_face_detector()
+    detector = hog_detector()
     order = sorted(frames)
     grays = [frames[i] for i in order]
     width = grays[0].shape[1] if grays else 0

