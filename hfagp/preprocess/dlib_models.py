@@ -32,7 +32,7 @@ def model_file(explicit: str | None, name: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hog_detector():
     """dlib's frontal-face HOG detector (one per process)."""
     import dlib
@@ -40,7 +40,7 @@ def hog_detector():
     return dlib.get_frontal_face_detector()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cnn_detector(path: str | None):
     """dlib's MMOD CNN face detector from ``path`` (default: the packaged model), one per file and process."""
     import dlib
@@ -48,7 +48,7 @@ def cnn_detector(path: str | None):
     return dlib.cnn_face_detection_model_v1(str(model_file(path, "mmod_human_face_detector.dat")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_predictor(path: str | None):
     """dlib's 68-point shape predictor from ``path`` (default: the packaged model), one per file and process."""
     import dlib

@@ -54,7 +54,13 @@ from hfagp.io.artifacts import read_parquet
 from hfagp.io.tables import read_frames_table
 from hfagp.logs import get_logger
 from hfagp.preprocess import dlib_models
-from hfagp.preprocess.detector_scale import DetectorScale, choose_scale, probe_faces, resize_image, to_gray
+from hfagp.preprocess.detector_scale import (
+    DetectorScale,
+    choose_scale,
+    probe_faces,
+    resize_image,
+    to_gray,
+)
 from hfagp.preprocess.frame_store import chunk_frames, open_frames, read_source
 from hfagp.preprocess.spans import (
     FLAG_DROPPED,
