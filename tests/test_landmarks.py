@@ -96,3 +96,30 @@ def test_unknown_detector_is_rejected():
 def test_missing_predictor_file_names_it(tmp_path):
     with pytest.raises(HfagpError, match="nope.dat not found"):
         FaceTracker(DetectorSettings(predictor_path=str(tmp_path / "nope.dat")))
+
+
+def test_trackers_share_the_models_and_keep_their_own_face():
+    """dlib's models load once per process (hfagp.preprocess.dlib_models); each tracker follows its own face."""
+    frame = demo_frames(1)[0]
+    blank = np.zeros_like(frame)
+    two_faces = np.concatenate([frame, frame], axis=1)
+    left, right = FaceTracker(DetectorSettings(upsample=1)), FaceTracker(DetectorSettings(upsample=1))
+    assert left._predictor is right._predictor and left._hog is right._hog
+    left.track(np.concatenate([frame, blank], axis=1))
+    right.track(np.concatenate([blank, frame], axis=1))
+    left_box, right_box = left.track(two_faces)[0], right.track(two_faces)[0]
+    assert left_box[2] <= frame.shape[1] < right_box[0], "each tracker kept the face it was following"
+    # the shared models give what freshly loaded ones give
+    import dlib
+
+    from hfagp.preprocess.dlib_models import model_file
+
+    gray = np.ascontiguousarray(frame.mean(axis=2).astype(np.uint8))
+    fresh = dlib.get_frontal_face_detector().run(gray, 1, 0.0)
+    shared = left._hog.run(gray, 1, 0.0)
+    assert [(r.left(), r.top(), r.right(), r.bottom()) for r in fresh[0]] == [
+        (r.left(), r.top(), r.right(), r.bottom()) for r in shared[0]] and fresh[1] == shared[1]
+    rect = fresh[0][0]
+    predictor = dlib.shape_predictor(str(model_file(None, "shape_predictor_68_face_landmarks.dat")))
+    fresh_points, shared_points = predictor(frame, rect).parts(), left._predictor(frame, rect).parts()
+    assert [(p.x, p.y) for p in fresh_points] == [(p.x, p.y) for p in shared_points]
