@@ -18,18 +18,22 @@ def demo_video() -> Path:
 
 
 def write_video(
-    path: Path, frames: list[np.ndarray], fps: int = 10, audio: np.ndarray | None = None, rate: int = 44100
+    path: Path, frames: list[np.ndarray], fps: int = 10, audio: np.ndarray | None = None, rate: int = 44100,
+    display_rotation: int | None = None, display_hflip: bool = False,
 ) -> Path:
     """Encode RGB uint8 frames as an H.264 (yuv444p, lossless) mp4.
 
     ``audio`` (channels, samples), float in [-1, 1], mono or stereo, becomes an
-    AAC track at ``rate`` Hz.
+    AAC track at ``rate`` Hz. ``display_rotation`` (counter-clockwise degrees)
+    and ``display_hflip`` add a display matrix, as a phone filming in portrait does.
     """
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
         stream.options = {"crf": "0"}
+        if display_rotation is not None or display_hflip:
+            stream.set_display_rotation(display_rotation or 0, hflip=display_hflip)
         if audio is not None:  # every stream must exist before the first packet is muxed
             layout = "stereo" if audio.shape[0] == 2 else "mono"
             sound = container.add_stream("aac", rate=rate)

@@ -137,6 +137,7 @@ def write_import(
             "source_fps": plan.fps,
             "width": [w for w, _ in sizes],
             "height": [h for _, h in sizes],
+            "rotation": 0,
             "source_name": [r.source_name for r in records],
             "source_split": [r.source_split for r in records],
         }

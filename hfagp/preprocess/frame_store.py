@@ -9,7 +9,8 @@ order; ``source_pts``: its presentation timestamp in stream time-base units),
 so a reader seeks to the key frame before the first frame it wants and
 decodes forward from there, which gives the same pixels as decoding from the
 start (the frames a chunk job reads are bitwise those of a whole-video run; the
-tests check this). A stream without timestamps, or a seek that misses, falls
+tests check this). Frames are turned upright as the video's display matrix
+says, as the frames stage does (:mod:`hfagp.io.orientation`). A stream without timestamps, or a seek that misses, falls
 back to decoding from the start and counting frames.
 
 ``storage: png`` keeps today's lossless ``frames/%06d.png`` files (several MB
@@ -38,6 +39,7 @@ from hfagp.errors import HfagpError
 from hfagp.io import atomic
 from hfagp.io.artifacts import read_json
 from hfagp.io.images import frame_path, read_rgb
+from hfagp.io.orientation import upright_rgb
 from hfagp.logs import get_logger
 
 log = get_logger("frames")
@@ -145,7 +147,7 @@ class VideoFrames:
                     if key is None:
                         return
                     if key in frames_of:
-                        rgb = decoded.to_ndarray(format="rgb24")
+                        rgb = upright_rgb(decoded, self.video)
                         for frame in frames_of.pop(key):
                             yield frame, rgb
                     if key >= last or not frames_of:

@@ -14,7 +14,13 @@ Outputs (``results/<subject>/``):
   order), ``source_pts`` (its timestamp in stream time-base units; null when
   the stream has none), ``timestamp`` (seconds from the start of the video),
   ``fps`` (rate of the sequence: the source rate unless resampled),
-  ``source_fps``, ``width``, ``height``.
+  ``source_fps``, ``width``, ``height`` (of the upright frame), ``rotation``
+  (degrees the decoded frame was turned counter-clockwise to stand upright:
+  0, 90, 180 or 270).
+
+Frames are turned upright as the video's display matrix says (portrait phone
+videos are stored sideways; :mod:`hfagp.io.orientation`), here and wherever a
+later stage decodes them again.
 
 Decoding uses PyAV (FFmpeg libraries inside the wheel; no system ffmpeg).
 """
@@ -32,6 +38,7 @@ from tqdm import tqdm
 from hfagp.errors import HfagpError
 from hfagp.io import atomic
 from hfagp.io.images import FRAME_NAME, write_rgb
+from hfagp.io.orientation import quarter_turns, upright_rgb
 from hfagp.io.paths import resolve_input
 from hfagp.io.video import stream_frame_rate
 from hfagp.logs import get_logger
@@ -64,7 +71,7 @@ def _open_video(path: Path):
 
 
 def video_info(path: str | Path) -> dict:
-    """Frame rate, size and (container-reported) frame count of a video."""
+    """Frame rate, stored size (before any display rotation) and (container-reported) frame count of a video."""
     container = _open_video(Path(path))
     with container:
         stream = container.streams.video[0]
@@ -85,10 +92,15 @@ class DecodedFrame:
     pts: int | None  # stream time-base units
     source_fps: float
     frame: object  # av.VideoFrame
+    video: Path  # named in errors
+
+    def quarter_turns(self) -> int:
+        """Counter-clockwise quarter turns its display matrix asks for (:func:`hfagp.io.orientation.quarter_turns`)."""
+        return quarter_turns(self.frame, self.video)
 
     def rgb(self) -> np.ndarray:
-        """The frame as RGB uint8 (H, W, 3)."""
-        return self.frame.to_ndarray(format="rgb24")
+        """The frame as RGB uint8 (H, W, 3), upright."""
+        return upright_rgb(self.frame, self.video)
 
 
 def iter_video_frames(path: str | Path) -> Iterator[DecodedFrame]:
@@ -107,7 +119,7 @@ def iter_video_frames(path: str | Path) -> Iterator[DecodedFrame]:
         try:
             for frame in container.decode(stream):
                 timestamp = float(frame.time) if frame.time is not None else decoded / source_fps
-                yield DecodedFrame(decoded, timestamp, frame.pts, source_fps, frame)
+                yield DecodedFrame(decoded, timestamp, frame.pts, source_fps, frame, path)
                 decoded += 1
         except av.error.FFmpegError as err:
             raise HfagpError(f"{path}: decoding failed after {decoded} frames ({err}); the file may be corrupt") from err
@@ -171,6 +183,10 @@ def extract_frames(
                 probe.offer(index, rgb)
             if storage == "png":
                 write_rgb(tmp_dir / FRAME_NAME.format(index), rgb)
+            turns = decoded.quarter_turns()
+            width, height = decoded.frame.width, decoded.frame.height
+            if turns % 2:
+                width, height = height, width
             rows.append(
                 {
                     "index": index,
@@ -179,8 +195,9 @@ def extract_frames(
                     "timestamp": timestamp,
                     "fps": fps,
                     "source_fps": decoded.source_fps,
-                    "width": decoded.frame.width,
-                    "height": decoded.frame.height,
+                    "width": width,
+                    "height": height,
+                    "rotation": 90 * turns,
                 }
             )
         if not rows:
@@ -195,4 +212,7 @@ def extract_frames(
     found = sum(h is not None for h in face_probe["face_heights"])
     log.info("indexed %d frames (%.3f fps, %dx%d, storage %s) from %s; a face on %d of %d probe frames",
              len(table), table.fps[0], table.width[0], table.height[0], storage, video, found, len(face_probe["frames"]))
+    if table.rotation.any():
+        log.info("%s is stored turned: its display matrix turns the frames by %s degrees counter-clockwise, "
+                 "and every stage reads them upright", video, sorted(set(table.rotation.tolist())))
     return table
