@@ -120,8 +120,9 @@ def test_lpips_weight_zero_loads_nothing(tmp_path, warnings_log):
     assert warnings_log == []
 
 
-def scipy_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    """Independent SSIM: scipy Gaussian filter (sigma 1.5, 11 taps), borders cropped, float64."""
+def scipy_ssim(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Independent SSIM: scipy Gaussian filter (sigma 1.5, 11 taps), borders cropped, float64; ``weight`` (H, W)
+    makes the mean over pixels a weighted one (cropped like the map)."""
     def blur(a):
         return gaussian_filter(a, sigma=1.5, truncate=3.34)[5:-5, 5:-5]
 
@@ -131,7 +132,8 @@ def scipy_ssim(x: np.ndarray, y: np.ndarray) -> float:
         ma, mb = blur(a), blur(b)
         saa, sbb, sab = blur(a * a) - ma**2, blur(b * b) - mb**2, blur(a * b) - ma * mb
         c1, c2 = 0.01**2, 0.03**2
-        vals.append(((2 * ma * mb + c1) * (2 * sab + c2) / ((ma**2 + mb**2 + c1) * (saa + sbb + c2))).mean())
+        value = (2 * ma * mb + c1) * (2 * sab + c2) / ((ma**2 + mb**2 + c1) * (saa + sbb + c2))
+        vals.append(value.mean() if weight is None else np.average(value, weights=weight[5:-5, 5:-5]))
     return float(np.mean(vals))
 
 
@@ -145,6 +147,39 @@ def test_ssim_against_scipy_and_closed_form():
     a, b = 0.3, 0.7  # constant images: SSIM = (2ab + C1) / (a^2 + b^2 + C1)
     const = ssim(torch.full((1, 3, 16, 16), a), torch.full((1, 3, 16, 16), b))
     assert abs(const.item() - (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)) < 1e-5
+
+
+def test_weighted_ssim_against_scipy():
+    x, y = pair(8, (2, 3, 40, 33))
+    x01, y01 = (x + 1) / 2, (y + 1) / 2
+    weight = torch.rand((2, 1, 40, 33), generator=torch.Generator().manual_seed(3))
+    ours = ssim(x01, y01, weight=weight)
+    for i in range(2):
+        reference = scipy_ssim(x01[i].numpy(), y01[i].numpy(), weight[i, 0].double().numpy())
+        assert abs(ours[i].item() - reference) < 1e-5
+    assert torch.allclose(ssim(x01, y01, weight=torch.ones(2, 1, 40, 33)), ssim(x01, y01), atol=1e-6)
+    with pytest.raises(ValueError, match="weight must be"):
+        ssim(x01, y01, weight=torch.ones(2, 3, 40, 33))
+
+
+def test_the_face_ssim_term_acts_on_the_face_only():
+    loss = PhotometricLoss(LossWeights(mse=0.0, lpips=0.0, face_ssim=1.0))
+    assert loss.description == "face ssim only"
+    x, y = pair(9, (1, 3, 48, 48))
+    face = torch.zeros(1, 1, 48, 48)
+    face[..., 20:28, 20:28] = 1.0
+    x.requires_grad_(True)
+    total, terms = loss(x, y, face=face)
+    assert set(terms) == {"mse", "face_ssim"} and torch.equal(total, terms["face_ssim"])
+    total.backward()
+    # Only windows centred on the face move the loss: their 11 x 11 support ends 5 px beyond it.
+    reach = torch.zeros(48, 48, dtype=torch.bool)
+    reach[15:33, 15:33] = True
+    assert x.grad[..., ~reach].abs().max() == 0 and x.grad[..., 20:28, 20:28].abs().sum() > 0
+    with pytest.raises(ValueError, match="face weights"):
+        loss(x, y)
+    both = PhotometricLoss(LossWeights(mse=1.0, lpips=0.0, ssim=0.3, face_ssim=0.3))
+    assert both.description == "mse + ssim + face ssim"
 
 
 def test_ssim_gradient():

@@ -51,7 +51,9 @@ def make_subject(root: Path, frames: int = N_FRAMES, dim: int = D, expression_si
         name = f"{f:06d}.png"
         write_rgb(crops / name, image)
         label = camera.camera_label(camera.look_at_cam2world(yaw_deg=-10 + 20 * f / max(frames - 1, 1), pitch_deg=2.0))
-        rows.append({"frame": f, "name": name, "flag": "ok", "label": label.tolist()})
+        angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)  # a stand-in for the 68 landmarks: a ring on the blob
+        ring = np.stack([512 * cx + 90 * np.cos(angles), 512 * cy + 110 * np.sin(angles)], axis=1)
+        rows.append({"frame": f, "name": name, "flag": "ok", "label": label.tolist(), "landmarks_crop": ring.ravel().tolist()})
     atomic.write_parquet(root / "cameras.parquet", pd.DataFrame(rows))
     test = [frames - 2, frames - 1]
     write_split(root / "split.json", [f for f in range(frames) if f not in test], test, source="test: last 2 frames")
@@ -188,6 +190,38 @@ def test_dataset_targets_signals_and_audio_windows(subject):
     assert expr.batch([0, 1])["signal"].shape == (2, EXPRESSION_SIZE)
     # the mean training crop (the trivial baseline)
     assert ds.mean_target().shape == (3, 32, 32)
+
+
+def test_face_weights_follow_each_crops_landmarks(subject):
+    from hfagp.avatar.data import DriverDataset, load_subject
+    from hfagp.losses.regions import face_weights
+
+    data = load_subject("expression", subject["crops"], subject["cameras"], subject["split"], expressions=subject["expressions"])
+    plain = DriverDataset(data, data.train, 32)
+    assert plain.face is None and "face" not in plain.batch([0])
+    ds = DriverDataset(data, data.train, 32, face_weights=True)
+    batch = ds.batch([0, len(data.train) - 1])
+    assert batch["face"].shape == (2, 1, 32, 32) and batch["face"].dtype == torch.float32
+    for row, frame in enumerate(data.train):
+        np.testing.assert_array_equal(ds.face[row, 0].numpy(), face_weights(data.landmarks_crop[frame], 32, 512))
+    # The blob (and its ring of landmarks) moves right from frame to frame, and so do the weights.
+    columns = np.arange(32)
+    centre = [float((ds.face[row, 0].sum(0).numpy() * columns).sum() / ds.face[row, 0].sum()) for row in (0, len(data.train) - 1)]
+    assert centre[1] > centre[0] + 4, centre
+    del data.landmarks_crop[data.train[1]]
+    with pytest.raises(HfagpError, match=r"cameras\.parquet has none for 1 of .*face_ssim_weight: 0"):
+        DriverDataset(data, data.train, 32, face_weights=True)
+
+
+def test_training_with_the_face_ssim_term_logs_it(subject, tmp_path):
+    from hfagp.avatar.distributed import setup_distributed
+    from hfagp.avatar.training import Trainer
+
+    settings = tiny_settings("expression", steps=3, tune_iter=0, batch_size=2, ssim_weight=0.3, face_ssim_weight=0.3)
+    trainer = Trainer(settings, paths_for(subject, tmp_path / "face"), setup_distributed("cpu"))
+    assert trainer.loss_description.startswith("mse + ssim + face ssim")
+    terms = trainer.train_step()
+    assert {"mse", "ssim", "face_ssim"} <= set(terms) and 0 < float(terms["face_ssim"]) < 2
 
 
 def test_a_few_steps_reduce_the_loss_and_write_everything(subject, tmp_path):

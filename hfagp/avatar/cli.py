@@ -31,6 +31,7 @@ def _run(args: argparse.Namespace) -> None:
         mse_weight=args.mse_weight,
         lpips_weight=args.lpips_weight,
         ssim_weight=args.ssim_weight,
+        face_ssim_weight=args.face_ssim_weight,
         distortion_weight=args.distortion_weight,
         distortion_from=args.distortion_from,
         lpips_backbone=args.lpips_backbone,
@@ -89,6 +90,10 @@ def register(subparsers) -> None:
     parser.add_argument("--mse-weight", type=float, default=1.0)
     parser.add_argument("--lpips-weight", type=float, default=1.0, help="ignored (with a warning) without LPIPS weights")
     parser.add_argument("--ssim-weight", type=float, default=0.0, help="weight of a 1 - SSIM loss term (default 0 = off)")
+    parser.add_argument(
+        "--face-ssim-weight", type=float, default=0.0,
+        help="weight of a 1 - SSIM term averaged over the face (the crops' landmarks; default 0 = off)",
+    )
     parser.add_argument(
         "--distortion-weight", type=float, default=0.0,
         help="weight of the ray distortion of the neural rendering (Mip-NeRF 360; default 0 = off, as HFA-GP)",

@@ -14,7 +14,11 @@ everything a training step needs, already at the training resolution:
   - ``audio``: the DeepSpeech windows of ``seq_len`` neighbouring frames
     centred on the frame (index ``seq_len // 2``; clamped at the ends of the
     video), (seq_len,16,29) float32;
-* ``frame``: the frame number.
+* ``frame``: the frame number;
+* ``face`` (only with ``face_weights=True``): the soft face weights of the
+  crop's 68 landmarks (``landmarks_crop`` of ``cameras.parquet``) at the
+  training resolution, (1,R,R) float32 in [0,1]
+  (:func:`hfagp.losses.regions.face_weights`), for the face SSIM term.
 
 Usable frames are those with a camera (they have a crop), in the split and,
 for the expression and audio drivers, with a signal row. A split frame that
@@ -56,6 +60,8 @@ class SubjectData:
     audio: np.ndarray | None = None
     split_source: str | None = None
     dropped: dict[str, list[int]] = field(default_factory=dict)
+    landmarks_crop: dict[int, np.ndarray] = field(default_factory=dict)  # (68, 2) in crop pixels; NaN if unknown
+    cameras_path: Path | None = None
 
 
 def load_subject(
@@ -81,7 +87,10 @@ def load_subject(
     overlap = set(parts["train"]) & set(parts["test"])
     if overlap:
         raise HfagpError(f"{split}: frames {sorted(overlap)[:10]} are in both train and test; rerun the split stage")
-    data = SubjectData(kind, crops_dir, [], [], names, label_of, split_source=parts.get("source"))
+    data = SubjectData(kind, crops_dir, [], [], names, label_of, split_source=parts.get("source"), cameras_path=Path(cameras))
+    if "landmarks_crop" in table.columns:
+        data.landmarks_crop = {int(f): np.asarray(points, dtype=np.float64).reshape(-1, 2)
+                               for f, points in zip(table.frame, table.landmarks_crop)}
 
     usable = set(names)
     if kind == "expression":
@@ -171,17 +180,21 @@ class DriverDataset:
         rgb_resolution: int = 256,
         seq_len: int = 8,
         chunk: int = 64,
+        face_weights: bool = False,
     ) -> None:
         import torch
 
         from hfagp.io.images import read_rgb
+        from hfagp.losses.regions import face_weights as soft_face
 
         self.kind = data.kind
         self.frames = list(frames)
         self.resolution = int(resolution)
         self.rgb_resolution = int(rgb_resolution)
         self.seq_len = int(seq_len)
-        targets, inputs = [], []
+        if face_weights:
+            _check_landmarks(data, self.frames)
+        targets, inputs, faces = [], [], []
         for start in range(0, len(frames), chunk):
             batch = []
             for f in frames[start : start + chunk]:
@@ -191,10 +204,14 @@ class DriverDataset:
                 batch.append(read_rgb(path))
             images = np.stack(batch) if batch else np.zeros((0, 8, 8, 3), np.uint8)
             targets.append(_resize_uint8(images, self.resolution))
+            if face_weights:
+                faces += [soft_face(data.landmarks_crop[f], self.resolution, image.shape[1])
+                          for f, image in zip(frames[start : start + chunk], batch)]
             if self.kind == "rgb":
                 inputs.append(_resize_uint8(images, self.rgb_resolution))
         empty = np.zeros((0, 3, self.resolution, self.resolution), np.uint8)
         self.targets = torch.from_numpy(np.concatenate(targets) if targets else empty)
+        self.face = torch.from_numpy(np.stack(faces)[:, None]) if faces else None
         self.labels = torch.from_numpy(np.stack([data.labels[f] for f in frames]).astype(np.float32)) if frames else torch.zeros(0, 25)
         if self.kind == "rgb":
             self.signals = torch.from_numpy(np.concatenate(inputs)) if inputs else torch.zeros(0, 3, self.rgb_resolution, self.rgb_resolution, dtype=torch.uint8)
@@ -215,12 +232,15 @@ class DriverDataset:
         signal = self.signals[idx]
         if self.kind == "rgb":
             signal = signal.float() / 127.5 - 1.0
-        return {
+        item = {
             "target": (self.targets[idx].float() / 127.5 - 1.0).to(device),
             "label": self.labels[idx].to(device),
             "signal": signal.to(device),
             "frame": [self.frames[int(i)] for i in idx],
         }
+        if self.face is not None:
+            item["face"] = self.face[idx].to(device)
+        return item
 
     def __getitem__(self, index: int) -> dict:
         item = self.batch([index])
@@ -229,6 +249,19 @@ class DriverDataset:
     def mean_target(self):
         """The mean training crop at the training resolution, (3,R,R) in [-1,1] (the trivial baseline)."""
         return self.targets.double().mean(dim=0).float() / 127.5 - 1.0
+
+
+def _check_landmarks(data: SubjectData, frames: list[int]) -> None:
+    """Every frame needs its 68 finite crop landmarks for the face weights (clear error naming the file and the fix)."""
+    missing = [f for f in frames
+               if f not in data.landmarks_crop or data.landmarks_crop[f].shape != (68, 2)
+               or not np.isfinite(data.landmarks_crop[f]).all()]
+    if missing:
+        raise HfagpError(
+            f"training.face_ssim_weight needs the 68 landmarks of every training crop, but {data.cameras_path} has none "
+            f"for {len(missing)} of {len(frames)} frames (first: {missing[:5]}; imported datasets have no landmarks); "
+            "set training.face_ssim_weight: 0 in config.yaml, or preprocess the video with hfagp's own stages"
+        )
 
 
 def batch_indices(seed: int, step: int, n: int, size: int) -> list[int]:

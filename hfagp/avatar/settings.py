@@ -32,6 +32,7 @@ class TrainSettings:
     mse_weight: float = 1.0
     lpips_weight: float = 1.0
     ssim_weight: float = 0.0  # 1 - SSIM term (no downloaded weights); 0 = off, HFA-GP's MSE + LPIPS
+    face_ssim_weight: float = 0.0  # 1 - SSIM averaged over the face (crop landmarks; hfagp.losses.regions); 0 = off
     distortion_weight: float = 0.0  # Mip-NeRF 360 ray distortion of the neural rendering (hfagp.losses.geometry); 0 = off, as HFA-GP
     distortion_from: float = 0.0  # fraction of the steps after which the distortion term is on (only while the generator is tuned)
     lpips_backbone: str = "alex"

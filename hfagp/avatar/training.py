@@ -104,7 +104,8 @@ class Trainer(ResumeMixin, MonitorMixin):
         driver = build_driver_from_args(self.build_args)
         self.model = Avatar(settings.kind, driver, subspace, G, self.resolution).to(device)
         self.loss = PhotometricLoss(
-            LossWeights(mse=settings.mse_weight, lpips=settings.lpips_weight, ssim=settings.ssim_weight),
+            LossWeights(mse=settings.mse_weight, lpips=settings.lpips_weight, ssim=settings.ssim_weight,
+                        face_ssim=settings.face_ssim_weight),
             lpips_backbone=settings.lpips_backbone,
             lpips_weights=settings.lpips_weights,
             device=device,
@@ -122,7 +123,8 @@ class Trainer(ResumeMixin, MonitorMixin):
         self.ddp = None
         self.history: list[dict] = []
 
-        self.train_set = DriverDataset(self.data, self.data.train, self.resolution, settings.rgb_resolution, settings.smoothing_window)
+        self.train_set = DriverDataset(self.data, self.data.train, self.resolution, settings.rgb_resolution, settings.smoothing_window,
+                                       face_weights=settings.face_ssim_weight > 0)
         self.test_set = (
             DriverDataset(self.data, self.data.test, self.resolution, settings.rgb_resolution, settings.smoothing_window)
             if ctx.main
@@ -220,7 +222,7 @@ class Trainer(ResumeMixin, MonitorMixin):
         distortion = s.distortion_weight > 0 and self.tuning and step >= s.distortion_from * s.steps
         out = self.net(batch["signal"], batch["label"], smooth=self.smooth_at(step), with_distortion=distortion)
         pred, ray_distortion = out if distortion else (out, None)
-        total, terms = self.loss(pred, batch["target"])
+        total, terms = self.loss(pred, batch["target"], face=batch.get("face"))
         if ray_distortion is not None:
             terms["distortion"] = ray_distortion.mean()
             total = total + s.distortion_weight * terms["distortion"]

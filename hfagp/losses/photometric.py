@@ -1,6 +1,9 @@
-"""The photometric loss of inversion and training: MSE + LPIPS (+ optional SSIM).
+"""The photometric loss of inversion and training: MSE + LPIPS (+ optional SSIM terms).
 
-``total = mse * MSE + lpips * LPIPS + ssim * (1 - SSIM)`` on images in [-1, 1].
+``total = mse * MSE + lpips * LPIPS + ssim * (1 - SSIM) + face_ssim * (1 - SSIM_face)``
+on images in [-1, 1]. ``SSIM_face`` is the same SSIM map averaged with the
+batch's face weights (:func:`hfagp.losses.regions.face_weights`) instead of
+uniformly: structure asked for where the driving signal can explain it.
 
 LPIPS needs torchvision's ImageNet backbone weights (see :mod:`hfagp.losses.lpips`).
 When ``weights.lpips > 0`` and that file is absent, the loss logs one loud
@@ -41,9 +44,10 @@ class LossWeights:
     mse: float = 1.0
     lpips: float = 1.0
     ssim: float = 0.0
+    face_ssim: float = 0.0
 
     def __post_init__(self) -> None:
-        for field in ("mse", "lpips", "ssim"):
+        for field in ("mse", "lpips", "ssim", "face_ssim"):
             value = getattr(self, field)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise HfagpError(f"loss weight {field} must be a finite number >= 0, got {value!r}; check config.yaml")
@@ -65,9 +69,17 @@ def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.conv2d(x, kh, groups=channels), kw, groups=channels)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, window_size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Per-sample (B,) mean SSIM of images in [0, 1] (Wang et al. 2004: Gaussian 11x11, sigma 1.5,
-    K1 0.01, K2 0.03, 'valid' window positions, averaged over channels and pixels). Differentiable."""
+    K1 0.01, K2 0.03, 'valid' window positions, averaged over channels and pixels). Differentiable.
+
+    ``weight`` (B,1,H,W), optional: a weighted instead of a uniform mean over the
+    pixels, the weight taken at each window's centre (so cropped by
+    ``window_size // 2`` on every side, like the map); all channels alike.
+    """
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim expects two (B,C,H,W) images of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if min(x.shape[-2:]) < window_size:
@@ -82,7 +94,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = SSIM_WINDOW, sigma
     sxy = _blur(x * y, window) - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
-    return (num / den).mean(dim=(1, 2, 3))
+    value = num / den
+    if weight is None:
+        return value.mean(dim=(1, 2, 3))
+    if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] != x.shape[0] or weight.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"ssim weight must be (B,1,H,W) = ({x.shape[0]},1,{x.shape[2]},{x.shape[3]}), got {tuple(weight.shape)}")
+    half = window_size // 2
+    centre = weight[:, :, half : weight.shape[2] - half, half : weight.shape[3] - half].to(value.dtype)
+    return (value * centre).sum(dim=(1, 2, 3)) / (centre.sum(dim=(1, 2, 3)) * value.shape[1]).clamp_min(1e-12)
 
 
 class PhotometricLoss(nn.Module):
@@ -112,17 +131,20 @@ class PhotometricLoss(nn.Module):
                 self.uses_lpips = True
             except LpipsWeightsMissing as exc:
                 missing = exc.path
-                if weights.mse <= 0 and weights.ssim <= 0:
+                if weights.mse <= 0 and weights.ssim <= 0 and weights.face_ssim <= 0:
                     self.mse_weight = 1.0  # the fallback must still train on something
-                _warn_lpips_missing(exc, "MSE + SSIM" if weights.ssim > 0 else "MSE")
-        self.description = describe(self.mse_weight, backbone if self.uses_lpips else None, weights.ssim, missing)
+                _warn_lpips_missing(exc, "MSE + SSIM" if weights.ssim > 0 or weights.face_ssim > 0 else "MSE")
+        self.description = describe(self.mse_weight, backbone if self.uses_lpips else None, weights.ssim, missing,
+                                    weights.face_ssim)
 
     def forward(  # type: ignore[override]
-        self, pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
+        self, pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean", face: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``(total, terms)``; ``terms`` holds the unweighted loss terms ``mse``
-        and, when used, ``lpips`` and ``ssim`` (= 1 - SSIM). With ``reduction="none"``
-        every value is (B,), with ``"mean"`` a scalar. Gradients flow to ``pred``."""
+        and, when used, ``lpips``, ``ssim`` (= 1 - SSIM) and ``face_ssim`` (= 1 - SSIM
+        averaged with ``face``, the (B,1,H,W) face weights, which that term needs).
+        With ``reduction="none"`` every value is (B,), with ``"mean"`` a scalar.
+        Gradients flow to ``pred``."""
         if reduction not in ("mean", "none"):
             raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
         if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 3:
@@ -135,12 +157,19 @@ class PhotometricLoss(nn.Module):
         if self.weights.ssim > 0:
             terms["ssim"] = 1.0 - ssim((pred + 1) / 2, (target + 1) / 2)
             total = total + self.weights.ssim * terms["ssim"]
+        if self.weights.face_ssim > 0:
+            if face is None:
+                raise ValueError("the face SSIM term needs the batch's face weights (face=...)")
+            terms["face_ssim"] = 1.0 - ssim((pred + 1) / 2, (target + 1) / 2, weight=face)
+            total = total + self.weights.face_ssim * terms["face_ssim"]
         if reduction == "mean":
             return total.mean(), {key: value.mean() for key, value in terms.items()}
         return total, terms
 
 
-def describe(mse_weight: float, lpips_backbone: str | None, ssim_weight: float, missing: Path | None) -> str:
+def describe(
+    mse_weight: float, lpips_backbone: str | None, ssim_weight: float, missing: Path | None, face_ssim_weight: float = 0.0
+) -> str:
     """Human-readable summary, e.g. ``"mse + lpips(alex)"`` or ``"mse only (LPIPS backbone weights absent: P)"``."""
     parts = []
     if mse_weight > 0:
@@ -149,6 +178,8 @@ def describe(mse_weight: float, lpips_backbone: str | None, ssim_weight: float, 
         parts.append(f"lpips({lpips_backbone})")
     if ssim_weight > 0:
         parts.append("ssim")
+    if face_ssim_weight > 0:
+        parts.append("face ssim")
     text = " + ".join(parts) if parts else "zero"
     if len(parts) == 1:
         text += " only"

@@ -215,6 +215,7 @@ def training_flags(subject, driver):
         "mse_weight": "--mse-weight",
         "lpips_weight": "--lpips-weight",
         "ssim_weight": "--ssim-weight",
+        "face_ssim_weight": "--face-ssim-weight",
         "distortion_weight": "--distortion-weight",
         "distortion_from": "--distortion-from",
         "checkpoint_every": "--checkpoint-every",
