@@ -82,3 +82,19 @@ def test_a_mirroring_display_matrix_is_refused_and_nothing_is_written(tmp_path, 
     with pytest.raises(HfagpError, match=r"mirrored\.mp4: its display matrix mirrors the picture.*re-encode it upright"):
         extract_frames(video, tmp_path / "f", tmp_path / "f.parquet", FrameSelection(), storage="png")
     assert not (tmp_path / "f").exists() and not (tmp_path / "f.parquet").exists()
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_the_angle_is_ffmpegs(tmp_path, upright, rotation):
+    """rotation_degrees against FFmpeg's own av_display_rotation_get, which PyAV exposes as VideoFrame.rotation."""
+    import av
+
+    from hfagp.io.orientation import _display_matrix, rotation_degrees
+
+    video = write_video(tmp_path / "turned.mp4", upright[:1], display_rotation=rotation)
+    with av.open(str(video)) as container:
+        frame = next(container.decode(video=0))
+        matrix = _display_matrix(frame)
+        assert matrix is not None
+        assert (rotation_degrees(matrix) - float(frame.rotation)) % 360 == pytest.approx(0.0, abs=1e-6)  # 180 = -180
+        assert rotation_degrees(matrix) % 360 == pytest.approx(rotation % 360)

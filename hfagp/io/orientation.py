@@ -9,9 +9,11 @@ turns them upright first, as players and FFmpeg's own command line
 (``-autorotate``, on by default) do:
 
 * :func:`quarter_turns`: the counter-clockwise quarter turns (0-3) that make
-  a decoded frame upright, from PyAV's ``VideoFrame.rotation`` (the display
-  matrix's counter-clockwise angle, so a stored-sideways portrait video with
-  the common ``rotate=90`` tag reads -90 and is turned 90 degrees clockwise);
+  a decoded frame upright, from the display matrix's counter-clockwise angle
+  (:func:`rotation_degrees`, FFmpeg's ``av_display_rotation_get``; PyAV's
+  ``VideoFrame.rotation`` where it exists), so a stored-sideways portrait
+  video with the common ``rotate=90`` tag reads -90 and is turned 90 degrees
+  clockwise;
 * :func:`upright_rgb`: the frame as RGB uint8 (H, W, 3), turned upright.
 
 A display matrix that mirrors the picture, or turns it by an angle that is not
@@ -34,10 +36,28 @@ _REENCODE = ("re-encode it upright (ffmpeg -i {src} -c:a copy upright.mp4 applie
 
 def _display_matrix(frame) -> np.ndarray | None:
     """The frame's 3x3 display matrix as int64 (16.16 / 2.30 fixed point as FFmpeg stores it), or None."""
-    for data in frame.side_data:
+    container = frame.side_data
+    for item in container:
+        # PyAV 18.1.1 made the side data a mapping (iterating gives its types); before, iterating gave the entries.
+        data = item if hasattr(item, "type") else container[item]
         if data.type.name == "DISPLAYMATRIX":
             return np.frombuffer(bytes(data), dtype="<i4").astype(np.int64).reshape(3, 3)
     return None
+
+
+def rotation_degrees(matrix: np.ndarray) -> float:
+    """Counter-clockwise angle (degrees, (-180, 180]) by which a display matrix turns the picture.
+
+    As FFmpeg's ``av_display_rotation_get``: the angle of the matrix's first row,
+    each column normalised by its scale, negated (FFmpeg's matrices map
+    display to stored coordinates with y pointing down).
+    """
+    first = np.hypot(float(matrix[0, 0]), float(matrix[1, 0]))
+    second = np.hypot(float(matrix[0, 1]), float(matrix[1, 1]))
+    if first == 0.0 or second == 0.0:
+        return 0.0
+    angle = -np.degrees(np.arctan2(float(matrix[0, 1]) / second, float(matrix[0, 0]) / first))
+    return 180.0 if angle <= -180.0 else float(angle) + 0.0
 
 
 def quarter_turns(frame, source: str | Path = "the video") -> int:
@@ -52,7 +72,7 @@ def quarter_turns(frame, source: str | Path = "the video") -> int:
     if matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0] < 0:
         raise HfagpError(f"{source}: its display matrix mirrors the picture, which hfagp does not apply; "
                          + _REENCODE.format(src=source))
-    degrees = int(round(float(frame.rotation)))
+    degrees = int(round(rotation_degrees(matrix)))
     if degrees % 90:
         raise HfagpError(f"{source}: its display matrix turns the picture by {degrees} degrees, not a multiple of 90; "
                          + _REENCODE.format(src=source))
