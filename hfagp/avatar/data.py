@@ -259,7 +259,8 @@ def _check_landmarks(data: SubjectData, frames: list[int]) -> None:
     if missing:
         raise HfagpError(
             f"training.face_ssim_weight needs the 68 landmarks of every training crop, but {data.cameras_path} has none "
-            f"for {len(missing)} of {len(frames)} frames (first: {missing[:5]}; a dataset imported in the HFA-GP layout has no landmarks); "
+            f"for {len(missing)} of {len(frames)} frames (first: {missing[:5]}; "
+            "a dataset imported in the HFA-GP layout has no landmarks); "
             "set training.face_ssim_weight: 0 in config.yaml, or preprocess the video with hfagp's own stages"
         )
 

@@ -40,14 +40,9 @@ def face_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
     ``cv2.fillConvexPoly`` (boundary pixels included); points outside the
     image are clipped by the fill.
     """
-    import cv2
+    from hfagp.losses.regions import hull_mask  # one hull fill for the metric and the training loss
 
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    mask = np.zeros((height, width), dtype=np.uint8)
-    if len(points) and np.isfinite(points).all():
-        hull = cv2.convexHull(np.round(points).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
-    return mask.astype(bool)
+    return hull_mask(points, height, width)
 
 
 def psnr_masked(a: np.ndarray, b: np.ndarray, mask: np.ndarray, data_range: float = 1.0) -> float:

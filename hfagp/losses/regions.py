@@ -1,7 +1,7 @@
 """Image regions of the losses and metrics: the face, from a crop's 68 landmarks.
 
 * :func:`hull_mask`: boolean (H, W) mask of the filled convex hull of points
-  (the evaluation's face region, :func:`hfagp.evaluate.face_region.face_mask`).
+  (the evaluation's face region: :func:`hfagp.evaluate.face_region.face_mask` is this).
 * :func:`face_weights`: float32 (S, S) weights in [0, 1] for a training loss
   at S px: the hull of the crop's 68 landmarks (given at the crop's own size),
   grown by :data:`FACE_GROWTH` of the image (the brows' upper edge, the jaw
